@@ -1,0 +1,58 @@
+// gym: fine-tune Qwen3-family models from YAML configs.
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+
+#include "cli/commands.h"
+#include "gym/core/error.h"
+#include "gym/core/threads.h"
+
+namespace gym::cli {
+int g_exit_code = 0;
+}
+
+int main(int argc, char** argv) {
+  using namespace gym;
+  spdlog::set_pattern("[%H:%M:%S] %^%l%$ %v");
+  if (const char* lvl = std::getenv("GYM_LOG_LEVEL")) spdlog::set_level(spdlog::level::from_str(lvl));
+
+  CLI::App app{"gym — fine-tune Qwen3-family models (LoRA, QLoRA, SFT, GRPO, GSPO) from YAML configs", "gym"};
+  app.set_version_flag("--version", std::string("gym ") + GYM_VERSION);
+  app.require_subcommand(1);
+  app.fallthrough(false);
+  auto* help = app.add_subcommand("help", "Show this help");
+  help->callback([&] { std::cout << app.help(); });
+  cli::add_train_command(app);
+  cli::add_validate_command(app);
+  cli::add_create_model_command(app);
+  cli::add_score_command(app);
+  cli::add_generate_command(app);
+  cli::add_tokenize_command(app);
+  cli::add_export_command(app);
+  cli::add_bench_command(app);
+
+  try {
+    configure_threads();
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "gym: error: " << e.what() << " (see 'gym help')\n";
+    return 2;
+  } catch (const Error& e) {
+    std::cerr << "gym: error: " << e.what() << "\n";
+    return e.exit_code();
+  } catch (const c10::Error& e) {
+    std::cerr << "gym: error: " << e.what_without_backtrace() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "gym: error: " << e.what() << "\n";
+    return 1;
+  }
+  return cli::g_exit_code;
+}
