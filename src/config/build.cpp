@@ -1,0 +1,262 @@
+// Resolved values → typed structs, derived defaults, and cross-field checks.
+#include <cmath>
+#include <cstdlib>
+#include <set>
+
+#include "config/values.h"
+#include "gym/core/error.h"
+
+namespace gym::config {
+
+namespace {
+
+std::string where(const Values& v, const std::string& key) {
+  const auto& o = v.get(key).origin;
+  if (o.kind == "default") return "default";
+  return o.kind == "override" ? "override '" + o.where + "'" : o.where;
+}
+
+void one_of(const Values& v, const std::string& key, const std::set<std::string>& allowed) {
+  const std::string value = v.get_string(key);
+  if (allowed.count(value)) return;
+  std::string list;
+  for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+  config_error("{}: key '{}' must be one of {}, got '{}'", where(v, key), key, list, value);
+}
+
+void positive(const Values& v, const std::string& key) {
+  if (v.get_float(key) <= 0) config_error("{}: key '{}' must be positive, got {}", where(v, key), key, v.get(key).value.Scalar());
+}
+
+void derive(Values& v, const std::string& key, const std::string& value, const std::string& why) {
+  if (!v.is_null(key)) return;
+  v.set(key, YAML::Node(value), Origin{"derived", why});
+}
+
+int64_t world_size_from_env() {
+  const char* w = std::getenv("WORLD_SIZE");
+  return w && *w ? std::max<int64_t>(1, std::atoll(w)) : 1;
+}
+
+}  // namespace
+
+TrainConfig build_config(Values& v, std::vector<std::string>& warnings) {
+  TrainConfig c;
+
+  // ---- enumerations
+  {
+    const std::string stage = v.get_string("stage");
+    if (stage == "pt" || stage == "rm" || stage == "ppo" || stage == "dpo" || stage == "kto")
+      config_error("{}: stage '{}' is a LLaMA-Factory stage gym does not implement; gym trains sft, grpo and gspo", where(v, "stage"), stage);
+  }
+  one_of(v, "stage", {"sft", "grpo", "gspo"});
+  one_of(v, "finetuning_type", {"lora", "full"});
+  one_of(v, "template", {"qwen3", "qwen3_nothink", "empty"});
+  one_of(v, "create_model_arch", {"qwen3", "qwen3_moe"});
+  one_of(v, "lr_scheduler_type", {"constant", "constant_with_warmup", "linear", "cosine"});
+  one_of(v, "importance_sampling_level", {"token", "sequence", "sequence_token"});
+  one_of(v, "loss_type", {"grpo", "bnpo", "dr_grpo", "dapo"});
+  one_of(v, "quantization_type", {"nf4", "fp4"});
+  one_of(v, "ddp_backend", {"auto", "gloo", "nccl"});
+  if (v.get_string("quantization_method") != "bnb")
+    config_error("{}: quantization_method '{}' is not supported; gym implements bitsandbytes 4-bit (bnb)", where(v, "quantization_method"), v.get_string("quantization_method"));
+  {  // TRL maps scale_rewards true/false to group/none.
+    std::string s = v.get_string("scale_rewards");
+    if (s == "true" || s == "True") v.set("scale_rewards", YAML::Node("group"), v.get("scale_rewards").origin);
+    if (s == "false" || s == "False") v.set("scale_rewards", YAML::Node("none"), v.get("scale_rewards").origin);
+    one_of(v, "scale_rewards", {"group", "batch", "none"});
+  }
+
+  // ---- derived defaults
+  derive(v, "lora_alpha", std::to_string(2 * v.get_int("lora_rank")), "2 × lora_rank");
+  derive(v, "epsilon_high", v.get(("epsilon")).value.Scalar(), "= epsilon");
+  derive(v, "steps_per_generation", std::to_string(v.get_int("gradient_accumulation_steps")), "= gradient_accumulation_steps");
+  const int64_t world = world_size_from_env();
+  derive(v, "generation_batch_size",
+         std::to_string(v.get_int("per_device_train_batch_size") * world * v.get_int("steps_per_generation")),
+         "per_device_train_batch_size × world size × steps_per_generation");
+  derive(v, "length_target", std::to_string(v.get_int("max_completion_length")), "= max_completion_length");
+  derive(v, "top_k", "0", "off");
+  if (v.is_null("reward_weights")) {
+    YAML::Node w(YAML::NodeType::Sequence);
+    for (size_t i = 0; i < v.get_list("reward_funcs").size(); ++i) w.push_back("1");
+    v.set("reward_weights", w, Origin{"derived", "1.0 per reward function"});
+  }
+
+  // ---- positivity and ranges
+  for (const char* k : {"lora_rank", "per_device_train_batch_size", "gradient_accumulation_steps", "cutoff_len",
+                        "max_prompt_length", "max_completion_length", "num_iterations", "steps_per_generation",
+                        "generation_batch_size", "save_steps", "epsilon", "epsilon_high", "lora_alpha",
+                        "logging_steps", "max_nonfinite_steps", "max_new_tokens", "reward_timeout"})
+    positive(v, k);
+  if (v.get_float("learning_rate") < 0) config_error("{}: learning_rate must be >= 0", where(v, "learning_rate"));
+  if (v.get_float("lora_dropout") < 0 || v.get_float("lora_dropout") >= 1)
+    config_error("{}: lora_dropout must be in [0, 1), got {}", where(v, "lora_dropout"), v.get_float("lora_dropout"));
+  if (v.get_float("warmup_ratio") < 0 || v.get_float("warmup_ratio") > 1)
+    config_error("{}: warmup_ratio must be in [0, 1], got {}", where(v, "warmup_ratio"), v.get_float("warmup_ratio"));
+  if (v.get_float("val_size") < 0) config_error("{}: val_size must be >= 0", where(v, "val_size"));
+  if (v.get_float("temperature") <= 0) config_error("{}: temperature must be positive", where(v, "temperature"));
+  if (v.get_float("top_p") <= 0 || v.get_float("top_p") > 1) config_error("{}: top_p must be in (0, 1]", where(v, "top_p"));
+  if (v.get_int("top_k") < 0) config_error("{}: top_k must be >= 0", where(v, "top_k"));
+  if (v.get_float("repetition_penalty") <= 0) config_error("{}: repetition_penalty must be positive", where(v, "repetition_penalty"));
+  if (v.get_float("beta") < 0) config_error("{}: beta must be >= 0", where(v, "beta"));
+  if (!v.is_null("delta") && v.get_float("delta") <= 1) config_error("{}: delta must be > 1 (it caps the ratio), got {}", where(v, "delta"), v.get_float("delta"));
+  if (!v.is_null("max_samples") && v.get_int("max_samples") <= 0) config_error("{}: max_samples must be positive", where(v, "max_samples"));
+  if (!v.is_null("save_total_limit") && v.get_int("save_total_limit") <= 0) config_error("{}: save_total_limit must be positive", where(v, "save_total_limit"));
+  if (v.get_int("max_steps") <= 0 && v.get_float("num_train_epochs") <= 0)
+    config_error("{}: num_train_epochs must be positive when max_steps is not set", where(v, "num_train_epochs"));
+  if (v.get_bool("bf16") && v.get_bool("fp16")) config_error("{}: bf16 and fp16 cannot both be true", where(v, "fp16"));
+  if (v.get_bool("use_dora")) config_error("{}: use_dora is not supported (gym trains plain LoRA)", where(v, "use_dora"));
+
+  // ---- method consistency
+  const bool full = v.get_string("finetuning_type") == "full";
+  if (full) {
+    for (const char* k : {"lora_rank", "lora_alpha", "lora_dropout", "lora_target", "use_rslora"})
+      if (v.explicitly_set(k))
+        config_error("{}: key '{}' only applies with finetuning_type lora, but finetuning_type is full", where(v, k), k);
+  }
+  if (!v.is_null("quantization_bit")) {
+    const int64_t bits = v.get_int("quantization_bit");
+    if (bits == 8) config_error("{}: quantization_bit 8 is not supported; gym loads 4-bit NF4/FP4 bases (quantization_bit: 4)", where(v, "quantization_bit"));
+    if (bits != 4) config_error("{}: quantization_bit must be 4, got {}", where(v, "quantization_bit"), bits);
+    if (full) config_error("{}: quantization_bit needs finetuning_type lora (a 4-bit base is frozen)", where(v, "quantization_bit"));
+  }
+  {
+    const int64_t bs = v.get_int("quantization_blocksize");
+    if (bs < 32 || bs > 4096 || (bs & (bs - 1)) != 0)
+      config_error("{}: quantization_blocksize must be a power of two in 32 ... 4096, got {}", where(v, "quantization_blocksize"), bs);
+  }
+
+  // ---- RL consistency
+  const bool rl = v.get_string("stage") != "sft";
+  const auto funcs = v.get_list("reward_funcs");
+  const auto weights = v.get_float_list("reward_weights");
+  if (rl) {
+    if (v.get_int("num_generations") < 2) config_error("{}: num_generations must be at least 2 (advantages compare completions of one prompt)", where(v, "num_generations"));
+    const int64_t gbs = v.get_int("generation_batch_size");
+    if (gbs % v.get_int("num_generations") != 0)
+      config_error("{}: the completions per generation ({} = per_device_train_batch_size {} × world size {} × steps_per_generation {}) must be divisible by num_generations {}",
+                   where(v, "num_generations"), gbs, v.get_int("per_device_train_batch_size"), world,
+                   v.get_int("steps_per_generation"), v.get_int("num_generations"));
+    if (funcs.empty()) config_error("{}: reward_funcs is empty; name at least one of accuracy, format, length, external", where(v, "reward_funcs"));
+  }
+  for (const auto& f : funcs) {
+    static const std::set<std::string> known = {"accuracy", "format", "length", "external"};
+    if (!known.count(f)) config_error("{}: unknown reward function '{}' (known: accuracy, format, length, external)", where(v, "reward_funcs"), f);
+    if (f == "external" && v.get_string("reward_command").empty())
+      config_error("{}: the external reward needs reward_command", where(v, "reward_funcs"));
+  }
+  if (weights.size() != funcs.size())
+    config_error("{}: reward_weights has {} values but reward_funcs has {}", where(v, "reward_weights"), weights.size(), funcs.size());
+  if (v.get_float("epsilon_high") < v.get_float("epsilon") && rl)
+    warnings.push_back("epsilon_high is smaller than epsilon: the upper clip range is the narrower one");
+
+  // ---- report_to
+  for (const auto& r : v.get_list("report_to"))
+    if (r != "none" && r != "")
+      warnings.push_back("report_to '" + r + "' is not available; metrics go to trainer_log.jsonl only");
+
+  // ---- fill the structs
+  auto& m = c.model;
+  m.model_name_or_path = v.get_string("model_name_or_path");
+  m.adapter_name_or_path = v.get_string("adapter_name_or_path");
+  m.template_name = v.get_string("template");
+  m.enable_thinking = v.get_bool("enable_thinking");
+  m.create_model_preset = v.get_string("create_model_preset");
+  m.create_model_arch = v.get_string("create_model_arch");
+  m.create_model_seed = v.get_int("create_model_seed");
+
+  auto& l = c.lora;
+  l.finetuning_type = v.get_string("finetuning_type");
+  l.rank = v.get_int("lora_rank");
+  l.alpha = v.get_float("lora_alpha");
+  l.dropout = v.get_float("lora_dropout");
+  l.target = v.get_list("lora_target");
+  l.use_rslora = v.get_bool("use_rslora");
+  l.additional_target = v.get_list("additional_target");
+
+  auto& q = c.quant;
+  q.bits = v.is_null("quantization_bit") ? 0 : v.get_int("quantization_bit");
+  q.type = v.get_string("quantization_type");
+  q.double_quantization = v.get_bool("double_quantization");
+  q.blocksize = v.get_int("quantization_blocksize");
+
+  auto& d = c.data;
+  d.dataset = v.get_list("dataset");
+  d.eval_dataset = v.get_list("eval_dataset");
+  d.dataset_dir = v.get_string("dataset_dir");
+  d.cutoff_len = v.get_int("cutoff_len");
+  if (!v.is_null("max_samples")) d.max_samples = v.get_int("max_samples");
+  d.val_size = v.get_float("val_size");
+  d.packing = v.get_bool("packing");
+  d.train_on_prompt = v.get_bool("train_on_prompt");
+  d.mask_history = v.get_bool("mask_history");
+  d.default_system = v.get_string("default_system");
+  d.seed = v.get_int("seed");
+
+  auto& r = c.rl;
+  r.num_generations = v.get_int("num_generations");
+  r.max_prompt_length = v.get_int("max_prompt_length");
+  r.max_completion_length = v.get_int("max_completion_length");
+  r.num_iterations = v.get_int("num_iterations");
+  r.steps_per_generation = v.get_int("steps_per_generation");
+  r.generation_batch_size = v.get_int("generation_batch_size");
+  r.beta = v.get_float("beta");
+  r.epsilon = v.get_float("epsilon");
+  r.epsilon_high = v.get_float("epsilon_high");
+  if (!v.is_null("delta")) r.delta = v.get_float("delta");
+  r.importance_sampling_level = v.get_string("importance_sampling_level");
+  r.loss_type = v.get_string("loss_type");
+  r.scale_rewards = v.get_string("scale_rewards");
+  r.mask_truncated_completions = v.get_bool("mask_truncated_completions");
+  r.temperature = v.get_float("temperature");
+  r.top_p = v.get_float("top_p");
+  r.top_k = v.get_int("top_k");
+  r.repetition_penalty = v.get_float("repetition_penalty");
+  r.reward_funcs = funcs;
+  r.reward_weights = weights;
+  r.reward_command = v.get_string("reward_command");
+  r.reward_timeout = v.get_float("reward_timeout");
+  r.length_target = v.get_int("length_target");
+
+  auto& t = c.training;
+  t.stage = v.get_string("stage");
+  t.per_device_train_batch_size = v.get_int("per_device_train_batch_size");
+  t.gradient_accumulation_steps = v.get_int("gradient_accumulation_steps");
+  t.learning_rate = v.get_float("learning_rate");
+  t.num_train_epochs = v.get_float("num_train_epochs");
+  t.max_steps = v.get_int("max_steps");
+  t.lr_scheduler_type = v.get_string("lr_scheduler_type");
+  t.warmup_ratio = v.get_float("warmup_ratio");
+  t.warmup_steps = v.get_int("warmup_steps");
+  t.weight_decay = v.get_float("weight_decay");
+  t.adam_beta1 = v.get_float("adam_beta1");
+  t.adam_beta2 = v.get_float("adam_beta2");
+  t.adam_epsilon = v.get_float("adam_epsilon");
+  t.max_grad_norm = v.get_float("max_grad_norm");
+  t.bf16 = v.get_bool("bf16");
+  t.fp16 = v.get_bool("fp16");
+  t.gradient_checkpointing = v.get_bool("gradient_checkpointing");
+  t.seed = v.get_int("seed");
+  t.router_aux_loss_coef = v.get_float("router_aux_loss_coef");
+  t.max_nonfinite_steps = v.get_int("max_nonfinite_steps");
+  t.max_new_tokens = v.get_int("max_new_tokens");
+
+  auto& o = c.output;
+  o.output_dir = v.get_string("output_dir");
+  o.overwrite_output_dir = v.get_bool("overwrite_output_dir");
+  o.logging_steps = v.get_float("logging_steps");
+  o.save_steps = v.get_int("save_steps");
+  if (!v.is_null("save_total_limit")) o.save_total_limit = v.get_int("save_total_limit");
+  o.resume_from_checkpoint = v.get_string("resume_from_checkpoint");
+  o.plot_loss = v.get_bool("plot_loss");
+  o.report_to = v.get_list("report_to");
+
+  auto& ds = c.dist;
+  ds.deepspeed = v.get_string("deepspeed");
+  ds.backend = v.get_string("ddp_backend");
+  ds.timeout_minutes = std::max<int64_t>(1, v.get_int("ddp_timeout") / 60);
+  return c;
+}
+
+}  // namespace gym::config

@@ -1,0 +1,77 @@
+// Printing the resolved config (with origins) and the generated key reference.
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include "config/schema.h"
+#include "gym/config/config.h"
+
+namespace gym::config {
+
+namespace {
+
+std::string section_title(const std::string& s) { return "### " + s; }
+
+std::string origin_text(const Origin& o) {
+  if (o.kind == "default") return o.where.empty() ? "default" : "default (" + o.where + ")";
+  if (o.kind == "file") return "file " + o.where;
+  if (o.kind == "override") return "override " + o.where;
+  return o.kind + " (" + o.where + ")";
+}
+
+template <typename Line>
+std::string emit(const ResolvedConfig& rc, Line&& line) {
+  std::string out, section;
+  for (const auto& def : key_table()) {
+    if (def.section != section) {
+      section = def.section;
+      out += (out.empty() ? "" : "\n") + section_title(section) + "\n";
+    }
+    auto v = rc.values.find(def.name);
+    auto o = rc.origins.find(def.name);
+    if (v == rc.values.end()) continue;
+    out += line(def.name, v->second, o == rc.origins.end() ? Origin{"default", ""} : o->second);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string ResolvedConfig::to_yaml_with_origins() const {
+  return emit(*this, [](const std::string& k, const std::string& v, const Origin& o) {
+    std::string kv = k + ": " + v;
+    return fmt::format("{:<56} # {}\n", kv, origin_text(o));
+  });
+}
+
+std::string ResolvedConfig::to_yaml() const {
+  return emit(*this, [](const std::string& k, const std::string& v, const Origin&) { return k + ": " + v + "\n"; });
+}
+
+std::string config_reference_markdown() {
+  std::string out =
+      "# Configuration reference\n\n"
+      "Generated from the key table in `src/config/schema.cpp` (`gym config-doc > docs/config.md`); a test "
+      "fails when this file is stale.\n\n"
+      "Values come from defaults, then the YAML file (and the files it `extends:`), then command-line "
+      "overrides (`--key value`, `--key=value`, `key=value`, dotted `trl.beta=0.04`). `gym validate` prints "
+      "each value's origin. Numbers such as `1e-5` are floats. Keys of LLaMA-Factory, HF "
+      "TrainingArguments, TRL and Axolotl that gym does not use are accepted with one warning; any other "
+      "unknown key is an error with a \"did you mean\".\n\n"
+      "Axolotl aliases: `base_model`, `micro_batch_size`, `num_epochs`, `lr_scheduler`, `sequence_len`, "
+      "`lora_r`, `lora_target_linear`, `lora_target_modules`, `load_in_4bit`, `adapter: lora|qlora`, "
+      "`val_set_size`, `chat_template`, `rl: grpo|gspo` with a `trl:` block.\n\n"
+      "Stage defaults: `stage: gspo` sets importance_sampling_level sequence, epsilon 3e-4, epsilon_high 4e-4, "
+      "beta 0, loss_type grpo, learning_rate 1e-6 (the GSPO paper recipe); `stage: grpo` sets token level and "
+      "learning_rate 1e-6 (TRL).\n";
+  std::string section;
+  for (const auto& def : key_table()) {
+    if (def.section != section) {
+      section = def.section;
+      out += "\n## " + section + "\n\n| key | type | default | meaning |\n|---|---|---|---|\n";
+    }
+    out += fmt::format("| `{}` | {} | `{}` | {} |\n", def.name, type_name(def.type), def.default_value, def.help);
+  }
+  return out;
+}
+
+}  // namespace gym::config
