@@ -1,0 +1,41 @@
+// checkpoint-N folders: discovery, rotation, the start-of-run decision (resume or refuse), RNG state.
+#pragma once
+#include <torch/types.h>
+
+#include <filesystem>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "gym/config/config.h"
+
+namespace gym::checkpoint {
+
+namespace fs = std::filesystem;
+
+// checkpoint-N folders of output_dir, sorted by N (complete ones only: renamed into place).
+std::vector<std::pair<int64_t, fs::path>> list_checkpoints(const fs::path& output_dir);
+std::optional<fs::path> latest_checkpoint(const fs::path& output_dir);
+
+// Deletes the oldest checkpoints beyond `keep`.
+void rotate_checkpoints(const fs::path& output_dir, int64_t keep);
+
+// What a run does at start, following LLaMA-Factory / HF Trainer:
+// - resume_from_checkpoint: a path, or "true" for the latest in output_dir (error if none);
+// - a non-empty output_dir with checkpoints resumes from the latest (unless overwrite_output_dir);
+// - a non-empty output_dir without checkpoints is refused unless overwrite_output_dir;
+// - overwrite_output_dir removes gym's previous outputs there and starts afresh.
+struct StartPlan {
+  bool fresh = true;
+  fs::path resume_from;   // empty when fresh
+};
+StartPlan plan_start(const config::OutputArgs& out);
+
+// The step number of a checkpoint-N folder name (throws for other names).
+int64_t checkpoint_step(const fs::path& dir);
+
+// The CPU generator state (dropout, shuffles drawn from the default generator).
+torch::Tensor cpu_rng_state();
+void set_cpu_rng_state(const torch::Tensor& state);
+
+}  // namespace gym::checkpoint

@@ -1,0 +1,16 @@
+// Loss / reward curves as standalone SVG files (raw series and an EMA-smoothed one).
+#pragma once
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace gym::metrics {
+
+// LLaMA-Factory's smoothing: EMA with weight 1.8 · (sigmoid(0.05 · n) − 0.5).
+std::vector<double> smooth(const std::vector<double>& values);
+
+// Writes an SVG line plot of values over steps (atomically). Returns false when fewer than 2 points.
+bool write_plot_svg(const std::filesystem::path& path, const std::string& title, const std::vector<double>& steps,
+                    const std::vector<double>& values);
+
+}  // namespace gym::metrics

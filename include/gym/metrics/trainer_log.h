@@ -1,0 +1,52 @@
+// output_dir/trainer_log.jsonl in LLaMA-Factory's format, plus a live progress display.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace gym::metrics {
+
+// "H:MM:SS" as LLaMA-Factory writes elapsed_time / remaining_time.
+std::string format_hms(double seconds);
+
+class TrainerLog {
+ public:
+  // fresh = true truncates an existing log (a new run); false appends (a resumed run).
+  TrainerLog(const std::filesystem::path& output_dir, int64_t total_steps, bool fresh, int64_t start_step = 0);
+
+  // Writes one line: current_steps, total_steps, loss, lr, epoch, percentage, elapsed_time,
+  // remaining_time, throughput (tokens/s), total_tokens and every extra metric given.
+  void log(int64_t step, double epoch, const std::map<std::string, double>& metrics);
+
+  // Every logged line so far in this process and before (read back on resume), for plots.
+  const std::vector<nlohmann::json>& history() const { return history_; }
+  double elapsed_seconds() const;
+
+ private:
+  std::filesystem::path path_;
+  std::ofstream out_;
+  int64_t total_steps_;
+  int64_t start_step_;
+  std::chrono::steady_clock::time_point start_;
+  std::vector<nlohmann::json> history_;
+};
+
+// One line per logged step on a terminal-less stream; an in-place bar with ETA on a terminal.
+class Progress {
+ public:
+  explicit Progress(int64_t total_steps);
+  void update(int64_t step, const std::map<std::string, double>& metrics, double elapsed, double remaining);
+  void finish();
+
+ private:
+  int64_t total_;
+  bool tty_;
+  bool drawn_ = false;
+};
+
+}  // namespace gym::metrics

@@ -1,0 +1,107 @@
+#include "gym/checkpoint/checkpoint.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <spdlog/spdlog.h>
+
+#include <regex>
+
+#include "gym/core/error.h"
+
+namespace gym::checkpoint {
+
+namespace {
+const std::regex kCheckpointName(R"(checkpoint-(\d+))");
+
+bool is_gym_output(const fs::path& p) {
+  static const std::vector<std::string> names = {
+      "trainer_log.jsonl", "trainer_state.json", "all_results.json", "train_results.json", "gym_config.yaml",
+      "adapter_model.safetensors", "adapter_config.json", "model.safetensors", "config.json",
+      "generation_config.json", "tokenizer.json", "tokenizer_config.json"};
+  const std::string n = p.filename().string();
+  if (std::regex_match(n, kCheckpointName)) return true;
+  if (n.rfind("training_", 0) == 0 && (p.extension() == ".svg" || p.extension() == ".png")) return true;
+  if (n.find(".tmp.") != std::string::npos) return true;   // leftovers of a killed run
+  return std::find(names.begin(), names.end(), n) != names.end();
+}
+}  // namespace
+
+int64_t checkpoint_step(const fs::path& dir) {
+  std::smatch m;
+  const std::string n = dir.filename().string();
+  if (!std::regex_match(n, m, kCheckpointName)) config_error("'{}' is not a checkpoint-N folder", dir.string());
+  return std::stoll(m[1].str());
+}
+
+std::vector<std::pair<int64_t, fs::path>> list_checkpoints(const fs::path& output_dir) {
+  std::vector<std::pair<int64_t, fs::path>> out;
+  if (!fs::is_directory(output_dir)) return out;
+  for (const auto& e : fs::directory_iterator(output_dir)) {
+    const std::string n = e.path().filename().string();
+    std::smatch m;
+    if (e.is_directory() && std::regex_match(n, m, kCheckpointName) && fs::exists(e.path() / "trainer_state.json"))
+      out.emplace_back(std::stoll(m[1].str()), e.path());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::optional<fs::path> latest_checkpoint(const fs::path& output_dir) {
+  auto all = list_checkpoints(output_dir);
+  if (all.empty()) return std::nullopt;
+  return all.back().second;
+}
+
+void rotate_checkpoints(const fs::path& output_dir, int64_t keep) {
+  auto all = list_checkpoints(output_dir);
+  for (size_t i = 0; i + static_cast<size_t>(std::max<int64_t>(keep, 0)) < all.size(); ++i) {
+    spdlog::info("removing old checkpoint {} (save_total_limit {})", all[i].second.string(), keep);
+    fs::remove_all(all[i].second);
+  }
+}
+
+StartPlan plan_start(const config::OutputArgs& out) {
+  const fs::path dir = out.output_dir;
+  StartPlan plan;
+  if (!out.resume_from_checkpoint.empty() && out.resume_from_checkpoint != "false") {
+    if (out.resume_from_checkpoint == "true") {
+      auto latest = latest_checkpoint(dir);
+      if (!latest) config_error("resume_from_checkpoint: true, but output_dir '{}' has no checkpoint-N folder", dir.string());
+      plan.resume_from = *latest;
+    } else {
+      plan.resume_from = out.resume_from_checkpoint;
+      if (!fs::exists(plan.resume_from / "trainer_state.json"))
+        config_error("resume_from_checkpoint '{}' is not a complete checkpoint (no trainer_state.json)", plan.resume_from.string());
+    }
+    plan.fresh = false;
+    return plan;
+  }
+  if (!fs::is_directory(dir) || fs::is_empty(dir)) return plan;
+  if (out.overwrite_output_dir) {
+    for (const auto& e : fs::directory_iterator(dir))
+      if (is_gym_output(e.path())) fs::remove_all(e.path());
+    return plan;
+  }
+  if (auto latest = latest_checkpoint(dir)) {
+    spdlog::info("output_dir {} has checkpoints: resuming from {} (set overwrite_output_dir: true to start afresh)",
+                 dir.string(), latest->string());
+    plan.fresh = false;
+    plan.resume_from = *latest;
+    return plan;
+  }
+  config_error("output_dir '{}' already exists and is not empty; set overwrite_output_dir: true or choose another output_dir",
+               dir.string());
+}
+
+torch::Tensor cpu_rng_state() {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return gen.get_state();
+}
+
+void set_cpu_rng_state(const torch::Tensor& state) {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(state);
+}
+
+}  // namespace gym::checkpoint
