@@ -1,12 +1,13 @@
+// gym bench: speed and memory figures, reported as ratios to baselines measured in the same run.
+#include "cli/bench.h"
 #include "cli/commands.h"
-#include "gym/core/error.h"
 
 namespace gym::cli {
 
 void add_bench_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("bench", "(not implemented yet)");
-  cmd->allow_extras();
-  cmd->callback([] { runtime_error("'gym bench' is not implemented yet"); });
+  auto* bench = app.add_subcommand("bench", "Benchmarks (figures are ratios to this machine's own baselines)");
+  bench->require_subcommand(1);
+  add_bench_threads(*bench);
 }
 
 }  // namespace gym::cli

@@ -1,0 +1,10 @@
+// `gym bench <name>`: each benchmark lives in its own bench_<name>.cpp, declares its add_ function
+// here, and cmd_bench.cpp calls every one of them.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace gym::cli {
+
+void add_bench_threads(CLI::App& bench);   // bench_threads.cpp
+
+}  // namespace gym::cli
