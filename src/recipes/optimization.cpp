@@ -1,0 +1,98 @@
+#include "gym/recipes/optimization.h"
+
+#include <spdlog/spdlog.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/serialize.h>
+
+#include <cmath>
+#include <fstream>
+
+#include "gym/core/error.h"
+#include "gym/recipes/schedule.h"
+
+namespace gym::recipes {
+
+Optimization::Optimization(const std::vector<std::pair<std::string, torch::Tensor>>& named_params,
+                           const config::TrainingArgs& args, int64_t total_steps)
+    : args_(args), total_steps_(total_steps),
+      warmup_(warmup_steps_for(total_steps, args.warmup_steps, args.warmup_ratio)) {
+  std::vector<torch::Tensor> decay, no_decay;
+  for (const auto& [name, p] : named_params) {
+    params_.push_back(p);
+    // As HF Trainer: no weight decay on biases and normalisation weights.
+    const bool exempt = name.find("norm") != std::string::npos || name.find("bias") != std::string::npos;
+    (exempt ? no_decay : decay).push_back(p);
+  }
+  if (params_.empty()) runtime_error("nothing to train: no parameter requires a gradient");
+  auto options = [&](double wd) {
+    return std::make_unique<torch::optim::AdamWOptions>(
+        torch::optim::AdamWOptions(args.learning_rate)
+            .betas({args.adam_beta1, args.adam_beta2})
+            .eps(args.adam_epsilon)
+            .weight_decay(wd));
+  };
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  if (!decay.empty()) groups.emplace_back(decay, options(args.weight_decay));
+  if (!no_decay.empty()) groups.emplace_back(no_decay, options(0.0));
+  adamw_ = std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(args.learning_rate));
+}
+
+double Optimization::lr_at(int64_t step) const {
+  return learning_rate_at(args_.lr_scheduler_type, args_.learning_rate, step, total_steps_, warmup_);
+}
+
+StepOutcome Optimization::step(int64_t step, double loss) {
+  StepOutcome out;
+  out.lr = lr_at(step);
+  // Norm over every gradient (HF logs the pre-clip norm).
+  double sq = 0.0;
+  for (const auto& p : params_)
+    if (p.grad().defined()) sq += p.grad().detach().to(torch::kFloat64).pow(2).sum().item<double>();
+  out.grad_norm = std::sqrt(sq);
+  if (!std::isfinite(loss) || !std::isfinite(out.grad_norm)) {
+    ++consecutive_nonfinite_;
+    ++skipped_;
+    adamw_->zero_grad();
+    out.applied = false;
+    spdlog::warn("step {}: non-finite {} — step skipped ({} in a row, {} in total)", step + 1,
+                 std::isfinite(loss) ? "gradient" : "loss", consecutive_nonfinite_, skipped_);
+    if (consecutive_nonfinite_ >= args_.max_nonfinite_steps)
+      runtime_error("stopping: {} consecutive steps had a non-finite loss or gradient (last at step {}); lower learning_rate, "
+                    "check the data, or use float32 instead of bf16",
+                    consecutive_nonfinite_, step + 1);
+    return out;
+  }
+  consecutive_nonfinite_ = 0;
+  if (args_.max_grad_norm > 0 && out.grad_norm > args_.max_grad_norm) {
+    const double scale = args_.max_grad_norm / (out.grad_norm + 1e-6);
+    torch::NoGradGuard guard;
+    for (auto& p : params_)
+      if (p.grad().defined()) p.grad().mul_(scale);
+  }
+  for (auto& group : adamw_->param_groups())
+    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(out.lr);
+  adamw_->step();
+  adamw_->zero_grad();
+  return out;
+}
+
+void Optimization::save(const std::filesystem::path& dir) const {
+  torch::serialize::OutputArchive archive;
+  adamw_->save(archive);
+  archive.write("gym_skipped_steps", torch::tensor(skipped_));
+  archive.write("gym_consecutive_nonfinite", torch::tensor(consecutive_nonfinite_));
+  archive.save_to((dir / "optimizer.pt").string());
+}
+
+void Optimization::load(const std::filesystem::path& dir) {
+  const auto path = dir / "optimizer.pt";
+  if (!std::filesystem::exists(path)) config_error("checkpoint '{}' has no optimizer.pt", dir.string());
+  torch::serialize::InputArchive archive;
+  archive.load_from(path.string());
+  adamw_->load(archive);
+  torch::Tensor t;
+  if (archive.try_read("gym_skipped_steps", t)) skipped_ = t.item<int64_t>();
+  if (archive.try_read("gym_consecutive_nonfinite", t)) consecutive_nonfinite_ = t.item<int64_t>();
+}
+
+}  // namespace gym::recipes

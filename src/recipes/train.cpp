@@ -1,0 +1,20 @@
+#include "gym/recipes/train.h"
+
+#include <spdlog/spdlog.h>
+
+#include "gym/core/error.h"
+#include "gym/core/fs.h"
+
+namespace gym::recipes {
+
+void run_training(const config::ResolvedConfig& rc) {
+  const auto& c = rc.config;
+  if (c.model.model_name_or_path.empty()) config_error("model_name_or_path is not set: gym train needs a base model");
+  if (c.data.dataset.empty()) config_error("dataset is not set: gym train needs at least one dataset");
+  if (c.output.output_dir.empty()) config_error("output_dir is not set: gym train needs somewhere to write");
+  if (c.training.fp16) config_error("fp16 is not supported on this build (CPU); use bf16: true or float32");
+  if (c.training.stage == "sft") return run_sft(rc);
+  return run_rl(rc);
+}
+
+}  // namespace gym::recipes
