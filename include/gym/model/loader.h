@@ -1,0 +1,26 @@
+// Building a model from a Hugging Face folder, and writing one.
+#pragma once
+#include <filesystem>
+#include <string>
+
+#include "gym/model/qwen3.h"
+
+namespace gym::model {
+
+// Loads config.json + safetensors (single or sharded) into a new model in `dtype`. Tensors are
+// matched to parameters by their Hugging Face names; a shape mismatch names the tensor, and all
+// missing or unexpected tensors are listed in one error. lm_head.weight is ignored when tied,
+// rotary inv_freq buffers always.
+Qwen3ForCausalLM load_model(const std::filesystem::path& model_dir, torch::Dtype dtype = torch::kFloat32);
+
+// Random weights as HF initialises them (normal · 0.02, norms 1), from a seed.
+void init_random_weights(Qwen3ForCausalLMImpl& model, uint64_t seed);
+
+// config.json, model.safetensors and generation_config.json (written atomically). LoRA
+// factors are not part of a base checkpoint and are skipped.
+void save_model(Qwen3ForCausalLMImpl& model, const std::filesystem::path& dir, torch::Dtype dtype = torch::kFloat32);
+
+// The base parameters by HF name (LoRA factors excluded), dense weights materialised.
+std::map<std::string, torch::Tensor> base_state_dict(Qwen3ForCausalLMImpl& model, torch::Dtype dtype);
+
+}  // namespace gym::model

@@ -1,0 +1,57 @@
+// The one linear layer every projection uses: y = x·Wᵀ, with an optional LoRA update and an
+// optional quantized base (the NF4 path installs `quantized_base`).
+#pragma once
+#include <torch/nn/module.h>
+#include <torch/types.h>
+
+#include <functional>
+#include <memory>
+
+namespace gym::nn {
+
+// Holds one LoRA factor as a parameter named "weight", so names read "...q_proj.lora_A.weight".
+struct LoraFactorImpl : torch::nn::Module {
+  explicit LoraFactorImpl(torch::Tensor w) { weight = register_parameter("weight", std::move(w)); }
+  torch::Tensor weight;
+};
+TORCH_MODULE(LoraFactor);
+
+// A frozen 4-bit base weight: forward(x) computes x·Wᵀ without a float copy kept around,
+// dequantize() materialises W [out, in] (for export and merging).
+struct QuantizedBase {
+  std::function<torch::Tensor(const torch::Tensor&)> forward;
+  std::function<torch::Tensor(torch::Dtype)> dequantize;
+  double bits_per_param = 0.0;
+};
+
+class LinearImpl : public torch::nn::Module {
+ public:
+  LinearImpl(int64_t in_features, int64_t out_features, torch::TensorOptions options = {});
+
+  // x: [..., in] → [..., out]
+  torch::Tensor forward(const torch::Tensor& x);
+
+  // LoRA: A [r, in] Kaiming-uniform (a = √5, as PEFT), B [out, r] zeros; scaling = alpha/r or alpha/√r.
+  void attach_lora(int64_t rank, double scaling, double dropout);
+  bool has_lora() const { return !lora_A.is_empty(); }
+  torch::Tensor lora_delta() const;   // B·A·scaling [out, in] in float32
+
+  // Replaces the dense weight by a quantized base (the weight parameter is removed).
+  void set_quantized_base(std::shared_ptr<QuantizedBase> base);
+  const std::shared_ptr<QuantizedBase>& quantized_base() const { return quantized_; }
+  torch::Tensor dense_weight(torch::Dtype dtype) const;   // W [out, in], dequantized when needed
+
+  int64_t in_features, out_features;
+  torch::Tensor weight;          // [out, in]; undefined when the base is quantized
+  LoraFactor lora_A{nullptr};    // registered only when attached
+  LoraFactor lora_B{nullptr};
+  double lora_scaling = 0.0;
+  double lora_dropout = 0.0;
+  bool lora_enabled = true;      // switched off to get the reference (base) policy
+
+ private:
+  std::shared_ptr<QuantizedBase> quantized_;
+};
+TORCH_MODULE(Linear);
+
+}  // namespace gym::nn

@@ -1,0 +1,54 @@
+#include "gym/nn/linear.h"
+
+#include <torch/nn/functional/dropout.h>
+#include <torch/nn/functional/linear.h>
+#include <torch/nn/init.h>
+
+#include <cmath>
+
+namespace gym::nn {
+
+LinearImpl::LinearImpl(int64_t in, int64_t out, torch::TensorOptions options) : in_features(in), out_features(out) {
+  weight = register_parameter("weight", torch::empty({out, in}, options));
+}
+
+torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
+  torch::Tensor y = quantized_ ? quantized_->forward(x) : torch::nn::functional::linear(x, weight);
+  if (has_lora() && lora_enabled) {
+    auto h = x;
+    if (lora_dropout > 0 && is_training())
+      h = torch::nn::functional::dropout(h, torch::nn::functional::DropoutFuncOptions().p(lora_dropout).training(true));
+    h = h.to(lora_A->weight.scalar_type());
+    auto delta = torch::nn::functional::linear(torch::nn::functional::linear(h, lora_A->weight), lora_B->weight);
+    y = y + (delta * lora_scaling).to(y.scalar_type());
+  }
+  return y;
+}
+
+void LinearImpl::attach_lora(int64_t rank, double scaling, double dropout) {
+  const auto opts = torch::TensorOptions().dtype(torch::kFloat32);
+  auto a = torch::empty({rank, in_features}, opts);
+  torch::nn::init::kaiming_uniform_(a, std::sqrt(5.0));
+  lora_A = register_module("lora_A", LoraFactor(a));
+  lora_B = register_module("lora_B", LoraFactor(torch::zeros({out_features, rank}, opts)));
+  lora_scaling = scaling;
+  lora_dropout = dropout;
+}
+
+torch::Tensor LinearImpl::lora_delta() const {
+  return torch::mm(lora_B->weight.to(torch::kFloat32), lora_A->weight.to(torch::kFloat32)) * lora_scaling;
+}
+
+void LinearImpl::set_quantized_base(std::shared_ptr<QuantizedBase> base) {
+  quantized_ = std::move(base);
+  weight = torch::Tensor();
+  // Drop the dense parameter so it is neither saved nor trained.
+  if (parameters_.contains("weight")) parameters_.erase("weight");
+}
+
+torch::Tensor LinearImpl::dense_weight(torch::Dtype dtype) const {
+  if (quantized_) return quantized_->dequantize(dtype);
+  return weight.detach().to(dtype);
+}
+
+}  // namespace gym::nn

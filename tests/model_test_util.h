@@ -1,0 +1,48 @@
+// Helpers for model tests: JSON → tensors, loading reference folders.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <iostream>
+#include <optional>
+
+#include "gym/core/error.h"
+#include "gym/model/loader.h"
+
+namespace gym::test {
+
+inline torch::Tensor to_tensor_2d(const nlohmann::json& j) {
+  std::vector<int64_t> flat;
+  for (const auto& row : j)
+    for (const auto& v : row) flat.push_back(v.get<int64_t>());
+  return torch::tensor(flat, torch::kInt64).view({static_cast<int64_t>(j.size()), -1});
+}
+
+inline torch::Tensor to_tensor_2d_f(const nlohmann::json& j) {
+  std::vector<float> flat;
+  for (const auto& row : j)
+    for (const auto& v : row) flat.push_back(v.get<float>());
+  return torch::tensor(flat).view({static_cast<int64_t>(j.size()), -1});
+}
+
+inline torch::Tensor to_tensor_3d(const nlohmann::json& j) {
+  std::vector<float> flat;
+  const int64_t a = static_cast<int64_t>(j.size()), b = static_cast<int64_t>(j[0].size());
+  for (const auto& x : j)
+    for (const auto& y : x)
+      for (const auto& v : y) flat.push_back(v.get<float>());
+  return torch::tensor(flat).view({a, b, -1});
+}
+
+// The model of a reference folder in float32, or nullopt with a printed reason when this build
+// cannot run that kind of reference yet.
+inline std::optional<model::Qwen3ForCausalLM> load_reference_model(const std::filesystem::path& dir) {
+  try {
+    return model::load_model(dir, torch::kFloat32);
+  } catch (const Error& e) {
+    std::cout << "[ SKIPPED ] reference folder " << dir << ": " << e.what() << "\n";
+    return std::nullopt;
+  }
+}
+
+}  // namespace gym::test
