@@ -1,0 +1,310 @@
+#include "gym/tokenizer/tokenizer.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <utf8proc.h>
+
+#include <algorithm>
+#include <climits>
+#include <mutex>
+#include <unordered_map>
+
+#include "gym/core/error.h"
+#include "gym/core/fs.h"
+#include "tokenizer/bytes_map.h"
+
+namespace gym::tokenizer {
+
+namespace {
+
+// GPT-2's pattern, used by a ByteLevel pre-tokenizer with use_regex: true.
+const char* kGpt2Pattern = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+
+struct Regex {
+  pcre2_code* code = nullptr;
+  explicit Regex(const std::string& pattern, const std::string& source) {
+    int err = 0;
+    PCRE2_SIZE off = 0;
+    code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.c_str()), pattern.size(), PCRE2_UTF | PCRE2_UCP, &err, &off,
+                         nullptr);
+    if (!code) {
+      PCRE2_UCHAR msg[256];
+      pcre2_get_error_message(err, msg, sizeof(msg));
+      config_error("{}: the pre-tokenizer regex does not compile at offset {}: {}", source, off,
+                   reinterpret_cast<const char*>(msg));
+    }
+    pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
+  }
+  ~Regex() { pcre2_code_free(code); }
+  // "Isolated" split: every match and every gap between matches is a piece.
+  void split(const std::string& text, std::vector<std::string>& out) const {
+    pcre2_match_data* md = pcre2_match_data_create_from_pattern(code, nullptr);
+    size_t pos = 0, last = 0;
+    while (pos <= text.size()) {
+      const int rc = pcre2_match(code, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), pos, 0, md, nullptr);
+      if (rc < 0) break;
+      const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
+      if (ov[0] > last) out.push_back(text.substr(last, ov[0] - last));
+      if (ov[1] > ov[0]) out.push_back(text.substr(ov[0], ov[1] - ov[0]));
+      last = ov[1];
+      if (ov[1] == ov[0]) {   // empty match: step over one code point
+        if (ov[1] >= text.size()) break;
+        size_t i = ov[1];
+        uint32_t cp;
+        if (!next_code_point(text, i, cp)) ++i;
+        pos = i;
+      } else {
+        pos = ov[1];
+      }
+    }
+    if (last < text.size()) out.push_back(text.substr(last));
+    pcre2_match_data_free(md);
+  }
+};
+
+std::string token_content(const nlohmann::json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_object() && v.contains("content")) return v["content"].get<std::string>();
+  return "";
+}
+
+}  // namespace
+
+struct Tokenizer::Impl {
+  std::unordered_map<std::string, int64_t> vocab;
+  std::vector<std::string> id_to_token;
+  std::unordered_map<std::string, int> merge_rank;      // "left\x01right" → rank
+  std::unique_ptr<Regex> regex;
+  bool nfc = false;
+  std::vector<AddedToken> added_by_length;              // longest first
+  std::unordered_map<int64_t, bool> added_special;
+  mutable std::mutex cache_mutex;
+  mutable std::unordered_map<std::string, std::vector<int64_t>> cache;
+
+  std::vector<int64_t> bpe(const std::string& piece) const {
+    {
+      std::lock_guard<std::mutex> lock(cache_mutex);
+      auto it = cache.find(piece);
+      if (it != cache.end()) return it->second;
+    }
+    const auto& bm = ByteMap::get();
+    std::vector<std::string> symbols;
+    for (unsigned char c : piece) symbols.push_back(bm.to_unicode[c]);
+    while (symbols.size() > 1) {
+      int best = INT_MAX;
+      size_t at = 0;
+      for (size_t i = 0; i + 1 < symbols.size(); ++i) {
+        auto it = merge_rank.find(symbols[i] + '\x01' + symbols[i + 1]);
+        if (it != merge_rank.end() && it->second < best) best = it->second, at = i;
+      }
+      if (best == INT_MAX) break;
+      symbols[at] += symbols[at + 1];
+      symbols.erase(symbols.begin() + static_cast<long>(at) + 1);
+    }
+    std::vector<int64_t> ids;
+    for (const auto& s : symbols) {
+      auto it = vocab.find(s);
+      if (it == vocab.end()) runtime_error("tokenizer: symbol '{}' is not in the vocabulary (no unk_token)", s);
+      ids.push_back(it->second);
+    }
+    std::lock_guard<std::mutex> lock(cache_mutex);
+    if (cache.size() > 200000) cache.clear();
+    cache.emplace(piece, ids);
+    return ids;
+  }
+
+  void encode_plain(const std::string& raw, std::vector<int64_t>& out) const {
+    if (raw.empty()) return;
+    const std::string text = nfc ? gym::tokenizer::nfc(raw) : raw;
+    std::vector<std::string> pieces;
+    regex->split(text, pieces);
+    for (const auto& p : pieces) {
+      auto ids = bpe(p);
+      out.insert(out.end(), ids.begin(), ids.end());
+    }
+  }
+};
+
+std::string nfc(const std::string& text) {
+  utf8proc_uint8_t* out = utf8proc_NFC(reinterpret_cast<const utf8proc_uint8_t*>(text.c_str()));
+  if (!out) return text;
+  std::string s(reinterpret_cast<char*>(out));
+  std::free(out);
+  return s;
+}
+
+Tokenizer Tokenizer::from_dir(const std::filesystem::path& dir) {
+  const auto tj = dir / "tokenizer.json";
+  if (!std::filesystem::exists(tj)) config_error("model folder '{}' has no tokenizer.json", dir.string());
+  nlohmann::json t, c = nlohmann::json::object();
+  try {
+    t = nlohmann::json::parse(read_file(tj));
+    if (std::filesystem::exists(dir / "tokenizer_config.json")) c = nlohmann::json::parse(read_file(dir / "tokenizer_config.json"));
+  } catch (const nlohmann::json::parse_error& e) {
+    config_error("{}: invalid JSON: {}", dir.string(), e.what());
+  }
+  return from_json(t, c, tj.string());
+}
+
+Tokenizer Tokenizer::from_json(const nlohmann::json& t, const nlohmann::json& cfg, const std::string& source) {
+  auto impl = std::make_shared<Impl>();
+  // normalizer: null or NFC
+  if (t.contains("normalizer") && !t["normalizer"].is_null()) {
+    const std::string type = t["normalizer"].value("type", "");
+    if (type != "NFC") config_error("{}: normalizer type '{}' is not supported (NFC or none)", source, type);
+    impl->nfc = true;
+  }
+  // pre_tokenizer: Sequence[Split(regex, Isolated), ByteLevel(use_regex false)] or ByteLevel(use_regex true)
+  std::string pattern;
+  const auto& pre = t.value("pre_tokenizer", nlohmann::json());
+  auto check_byte_level = [&](const nlohmann::json& p) {
+    if (p.value("add_prefix_space", false)) config_error("{}: ByteLevel add_prefix_space true is not supported", source);
+    if (p.value("use_regex", true)) pattern = kGpt2Pattern;
+  };
+  if (pre.is_object() && pre.value("type", "") == "Sequence") {
+    for (const auto& p : pre["pretokenizers"]) {
+      const std::string type = p.value("type", "");
+      if (type == "Split") {
+        if (p.value("behavior", "") != "Isolated" || p.value("invert", false))
+          config_error("{}: Split pre-tokenizer with behavior '{}' is not supported (Isolated)", source, p.value("behavior", ""));
+        if (!p.contains("pattern") || !p["pattern"].contains("Regex"))
+          config_error("{}: Split pre-tokenizer needs a Regex pattern", source);
+        pattern = p["pattern"]["Regex"].get<std::string>();
+      } else if (type == "ByteLevel") {
+        if (p.value("use_regex", true) && !pattern.empty()) config_error("{}: two regex pre-tokenizers are not supported", source);
+        check_byte_level(p);
+      } else {
+        config_error("{}: pre_tokenizer type '{}' is not supported (Split + ByteLevel)", source, type);
+      }
+    }
+  } else if (pre.is_object() && pre.value("type", "") == "ByteLevel") {
+    check_byte_level(pre);
+  } else {
+    config_error("{}: pre_tokenizer '{}' is not supported (byte-level BPE tokenizers only)", source,
+                 pre.is_object() ? pre.value("type", "?") : pre.dump());
+  }
+  if (pattern.empty()) config_error("{}: no pre-tokenizer regex", source);
+  impl->regex = std::make_unique<Regex>(pattern, source);
+  // model: BPE
+  const auto& m = t["model"];
+  if (m.value("type", "BPE") != "BPE") config_error("{}: model type '{}' is not supported (BPE)", source, m.value("type", ""));
+  if (m.value("byte_fallback", false)) config_error("{}: BPE byte_fallback is not supported", source);
+  if (!m["dropout"].is_null() && m.contains("dropout")) config_error("{}: BPE dropout is not supported", source);
+  if (!m.value("continuing_subword_prefix", nlohmann::json("")).is_null() && m.value("continuing_subword_prefix", std::string()) != "")
+    config_error("{}: continuing_subword_prefix is not supported", source);
+  if (const auto& dec = t.value("decoder", nlohmann::json()); dec.is_object() && dec.value("type", "") != "ByteLevel")
+    config_error("{}: decoder type '{}' is not supported (ByteLevel)", source, dec.value("type", ""));
+  int64_t max_id = -1;
+  for (auto it = m["vocab"].begin(); it != m["vocab"].end(); ++it) {
+    const int64_t id = it->get<int64_t>();
+    impl->vocab[it.key()] = id;
+    max_id = std::max(max_id, id);
+  }
+  int rank = 0;
+  for (const auto& mg : m["merges"]) {
+    std::string a, b;
+    if (mg.is_array()) {
+      a = mg[0].get<std::string>(), b = mg[1].get<std::string>();
+    } else {
+      const std::string s = mg.get<std::string>();
+      const auto sp = s.find(' ');
+      if (sp == std::string::npos) config_error("{}: merge '{}' is not \"a b\"", source, s);
+      a = s.substr(0, sp), b = s.substr(sp + 1);
+    }
+    impl->merge_rank.emplace(a + '\x01' + b, rank++);
+  }
+  Tokenizer tok;
+  for (const auto& a : t.value("added_tokens", nlohmann::json::array())) {
+    AddedToken at{a["id"].get<int64_t>(), a["content"].get<std::string>(), a.value("special", false)};
+    tok.added_.push_back(at);
+    impl->added_special[at.id] = at.special;
+    impl->vocab[at.content] = at.id;
+    max_id = std::max(max_id, at.id);
+  }
+  impl->added_by_length = tok.added_;
+  std::stable_sort(impl->added_by_length.begin(), impl->added_by_length.end(),
+                   [](const AddedToken& x, const AddedToken& y) { return x.content.size() > y.content.size(); });
+  impl->id_to_token.assign(static_cast<size_t>(max_id + 1), "");
+  for (const auto& [s, id] : impl->vocab) impl->id_to_token[static_cast<size_t>(id)] = s;
+  tok.impl_ = impl;
+  auto lookup = [&](const char* key, const char* fallback) -> int64_t {
+    std::string name = cfg.contains(key) ? token_content(cfg[key]) : "";
+    if (name.empty()) name = fallback;
+    auto id = tok.token_to_id(name);
+    return id ? *id : -1;
+  };
+  tok.eos_id_ = lookup("eos_token", "<|im_end|>");
+  tok.pad_id_ = lookup("pad_token", "<|endoftext|>");
+  if (tok.pad_id_ < 0) tok.pad_id_ = tok.eos_id_;
+  return tok;
+}
+
+std::vector<int64_t> Tokenizer::encode(const std::string& text) const {
+  std::vector<int64_t> out;
+  size_t start = 0, i = 0;
+  while (i < text.size()) {
+    const AddedToken* hit = nullptr;
+    for (const auto& a : impl_->added_by_length)
+      if (!a.content.empty() && text.compare(i, a.content.size(), a.content) == 0) {
+        hit = &a;
+        break;
+      }
+    if (!hit) {
+      ++i;
+      continue;
+    }
+    impl_->encode_plain(text.substr(start, i - start), out);
+    out.push_back(hit->id);
+    i += hit->content.size();
+    start = i;
+  }
+  impl_->encode_plain(text.substr(start), out);
+  return out;
+}
+
+std::string Tokenizer::decode(const std::vector<int64_t>& ids, bool skip_special_tokens) const {
+  const auto& bm = ByteMap::get();
+  std::string bytes;
+  for (int64_t id : ids) {
+    if (id < 0 || id >= static_cast<int64_t>(impl_->id_to_token.size())) continue;
+    auto sp = impl_->added_special.find(id);
+    if (sp != impl_->added_special.end()) {
+      if (!(skip_special_tokens && sp->second)) bytes += impl_->id_to_token[static_cast<size_t>(id)];
+      continue;
+    }
+    const std::string& tok = impl_->id_to_token[static_cast<size_t>(id)];
+    size_t k = 0;
+    while (k < tok.size()) {
+      uint32_t cp;
+      const size_t before = k;
+      if (!next_code_point(tok, k, cp)) {
+        bytes.push_back(tok[k++]);
+        continue;
+      }
+      auto it = bm.from_unicode.find(cp);
+      if (it != bm.from_unicode.end()) bytes.push_back(static_cast<char>(it->second));
+      else bytes.append(tok, before, k - before);
+    }
+  }
+  return utf8_replace_invalid(bytes);
+}
+
+std::optional<int64_t> Tokenizer::token_to_id(const std::string& token) const {
+  auto it = impl_->vocab.find(token);
+  if (it == impl_->vocab.end()) return std::nullopt;
+  return it->second;
+}
+
+std::string Tokenizer::id_to_token(int64_t id) const {
+  if (id < 0 || id >= static_cast<int64_t>(impl_->id_to_token.size())) return "";
+  return impl_->id_to_token[static_cast<size_t>(id)];
+}
+
+int64_t Tokenizer::vocab_size() const { return static_cast<int64_t>(impl_->id_to_token.size()); }
+
+bool Tokenizer::is_special(int64_t id) const {
+  auto it = impl_->added_special.find(id);
+  return it != impl_->added_special.end() && it->second;
+}
+
+}  // namespace gym::tokenizer
