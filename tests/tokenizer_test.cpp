@@ -95,3 +95,17 @@ TEST(TokenizerErrors, UnsupportedTypesAreClearErrors) {
   t = {{"pre_tokenizer", {{"type", "Whitespace"}}}, {"model", {{"type", "BPE"}}}};
   EXPECT_THROW(Tokenizer::from_json(t, {}, "x"), gym::Error);
 }
+
+TEST(TokenizerCli, TokenizeAndDecode) {
+  REQUIRE_QWEN_TOKENIZER();
+  auto r = gym::test::run_gym("tokenize --model " + kQwenDir.string() + " --text 'Hello world' --tokens");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto j = nlohmann::json::parse(r.output.substr(r.output.find('{')));
+  EXPECT_EQ(j["ids"], nlohmann::json({9707, 1879}));
+  EXPECT_EQ(j["tokens"][1], "Ġworld");
+  r = gym::test::run_gym("tokenize --model " + kQwenDir.string() + " --decode --text '[9707, 1879]'");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("{\"text\":\"Hello world\"}"), std::string::npos);
+  r = gym::test::run_gym("tokenize --model /nonexistent/model --text x");
+  EXPECT_EQ(r.exit_code, 2);
+}
