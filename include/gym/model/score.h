@@ -1,0 +1,23 @@
+// Scoring token sequences: logits, next-token log-probs and the mean next-token loss.
+#pragma once
+#include "gym/model/qwen3.h"
+
+namespace gym::model {
+
+struct ScoreResult {
+  torch::Tensor logits;     // [B, T, V] float32
+  torch::Tensor logprobs;   // [B, T-1] log p(token t+1 | ≤ t); 0 where either token is padding
+  double loss = 0.0;        // mean −logprob over pairs whose two tokens are unpadded
+  std::optional<double> aux_loss;   // MoE: the load-balancing loss (unscaled, with the mask)
+};
+
+// input_ids/attention_mask: [B, T]; position_ids optional (default clamp(cumsum(mask) − 1, 0)).
+ScoreResult score(Qwen3ForCausalLMImpl& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                  const torch::Tensor& position_ids = {});
+
+// transformers' load_balancing_loss_func over the router logits of every MoE layer (each
+// [B*T, E]), with the attention-mask variant when mask [B, T] is given.
+torch::Tensor load_balancing_loss(const std::vector<torch::Tensor>& router_logits, int64_t num_experts, int64_t top_k,
+                                  const torch::Tensor& attention_mask = {});
+
+}  // namespace gym::model
