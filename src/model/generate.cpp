@@ -72,7 +72,8 @@ GenerationOutput generate(Qwen3ForCausalLMImpl& model, const torch::Tensor& prom
     if (finished.all().item<bool>() || t + 1 == n) break;
     mask = torch::cat({mask, torch::ones({b, 1}, torch::kInt64)}, 1);
     fo.attention_mask = mask;
-    logits = model.forward(next.unsqueeze(1), fo).select(1, 0);
+    // Finished rows keep decoding a placeholder (their output is masked); keep it a valid id.
+    logits = model.forward(next.clamp(0, model.config().vocab_size - 1).unsqueeze(1), fo).select(1, 0);
   }
   (void)steps;
   out.completion_ids = completion;
