@@ -65,6 +65,10 @@ void init_random_weights(Qwen3ForCausalLMImpl& model, uint64_t seed) {
     if (is_lora_name(name)) continue;
     if (name.find("norm") != std::string::npos) {
       p.fill_(1.0);
+    } else if (name == "model.embed_tokens.weight") {
+      // Wider than HF's 0.02: a toy model's frozen (tied) embedding must leave its logits room
+      // to move, or LoRA training cannot lower the loss far below log(vocab).
+      p.copy_(at::normal(0.0, 0.3, p.sizes(), gen, torch::TensorOptions().dtype(torch::kFloat32)));
     } else {
       auto t = at::normal(0.0, 0.02, p.sizes(), gen, torch::TensorOptions().dtype(torch::kFloat32));
       p.copy_(t);

@@ -13,7 +13,7 @@ namespace gym::model {
 // rotary inv_freq buffers always.
 Qwen3ForCausalLM load_model(const std::filesystem::path& model_dir, torch::Dtype dtype = torch::kFloat32);
 
-// Random weights as HF initialises them (normal · 0.02, norms 1), from a seed.
+// Random weights from a seed: normal · 0.02 as HF, norms 1, and the embedding normal · 0.3.
 void init_random_weights(Qwen3ForCausalLMImpl& model, uint64_t seed);
 
 // config.json, model.safetensors and generation_config.json (written atomically). LoRA

@@ -1,0 +1,39 @@
+// A seeded, resumable stream of example indices (shuffled per epoch, sharded by rank) and the
+// collate function producing padded tensors.
+#pragma once
+#include <nlohmann/json.hpp>
+#include <torch/types.h>
+
+#include <vector>
+
+#include "gym/data/dataset.h"
+
+namespace gym::data {
+
+class BatchSampler {
+ public:
+  BatchSampler(int64_t num_examples, uint64_t seed, int64_t rank = 0, int64_t world = 1);
+  std::vector<int64_t> next(int64_t batch_size);   // crosses epoch boundaries
+  double epoch() const;                             // fractional epochs consumed
+  int64_t examples_per_epoch() const { return static_cast<int64_t>(order_.size()); }
+  nlohmann::json state() const;
+  void restore(const nlohmann::json& state);
+
+ private:
+  void shuffle_epoch();
+  int64_t n_;
+  uint64_t seed_;
+  int64_t rank_, world_;
+  int64_t epoch_ = 0, position_ = 0;
+  std::vector<int64_t> order_;
+};
+
+struct Batch {
+  torch::Tensor input_ids;        // [B, T] right-padded with pad_id
+  torch::Tensor labels;           // [B, T] -100 on padding and untrained tokens
+  torch::Tensor attention_mask;   // [B, T]
+  int64_t num_tokens = 0;         // unpadded tokens
+};
+Batch collate(const std::vector<const SftExample*>& examples, int64_t pad_id);
+
+}  // namespace gym::data

@@ -1,0 +1,39 @@
+// What a run writes besides the loop itself, shared by the SFT and RL recipes: checkpoints
+// (written to a temporary folder and renamed), resuming them, and the final outputs.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+
+#include "gym/config/config.h"
+#include "gym/metrics/trainer_log.h"
+#include "gym/recipes/model_setup.h"
+#include "gym/recipes/optimization.h"
+
+namespace gym::recipes {
+
+struct RunState {
+  int64_t global_step = 0;      // optimizer steps done
+  double epoch = 0.0;
+  int64_t tokens_seen = 0;
+  nlohmann::json data_state;    // the sampler's position
+  nlohmann::json extra = nlohmann::json::object();   // recipe-specific (e.g. the RL generation buffer)
+};
+
+// output_dir/checkpoint-N: adapter (or model), optimizer.pt, rng_state.pt, trainer_state.json.
+void save_checkpoint(const config::ResolvedConfig& rc, TrainModel& tm, const Optimization& opt, const RunState& state,
+                     const metrics::TrainerLog& log, int64_t total_steps);
+
+// Restores weights, optimizer, RNG and returns the run state of a checkpoint folder.
+RunState load_checkpoint(const std::filesystem::path& dir, TrainModel& tm, Optimization& opt);
+
+// Final outputs: the adapter (or model) in output_dir, trainer_state.json, all_results.json,
+// train_results.json and, with plot_loss, training_<metric>.svg for loss and rewards.
+void finish_run(const config::ResolvedConfig& rc, TrainModel& tm, const RunState& state, const metrics::TrainerLog& log,
+                int64_t total_steps, double runtime_seconds, int64_t samples_seen);
+
+// Prepares output_dir for a run (LLaMA-Factory's resume / refuse / overwrite rules) and writes
+// gym_config.yaml; returns the checkpoint to resume from (empty when fresh).
+std::filesystem::path prepare_output_dir(const config::ResolvedConfig& rc);
+
+}  // namespace gym::recipes

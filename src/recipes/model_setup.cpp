@@ -1,0 +1,88 @@
+#include "gym/recipes/model_setup.h"
+
+#include <spdlog/spdlog.h>
+
+#include "gym/core/error.h"
+#include "gym/core/fs.h"
+#include "gym/io/hf_dir.h"
+#include "gym/io/safetensors.h"
+#include "gym/lora/adapter.h"
+#include "gym/model/create.h"
+#include "gym/model/loader.h"
+
+namespace gym::recipes {
+
+namespace fs = std::filesystem;
+
+fs::path resolve_or_create_model(const config::ModelArgs& args) {
+  const std::string& name = args.model_name_or_path;
+  if (args.create_model_preset.empty() || fs::exists(name)) return io::resolve_model_dir(name);
+  const bool bare = name.find('/') == std::string::npos;
+  const fs::path dir = bare ? cache_dir() / "models" / name : fs::path(name);
+  if (!fs::exists(dir / "model.safetensors")) {
+    spdlog::info("creating base model {} (arch {}, preset {}, seed {}, byte tokenizer)", dir.string(), args.create_model_arch,
+                 args.create_model_preset, args.create_model_seed);
+    try {
+      model::create_model(args.create_model_arch, args.create_model_preset, dir, "bytes",
+                          static_cast<uint64_t>(args.create_model_seed));
+    } catch (const fs::filesystem_error&) {
+      if (!fs::exists(dir / "model.safetensors")) throw;   // another process created it at the same time
+    }
+  }
+  return dir;
+}
+
+TrainModel setup_model(const config::TrainConfig& c) {
+  TrainModel tm;
+  tm.model_dir = resolve_or_create_model(c.model);
+  tm.base_name = c.model.model_name_or_path;
+  tm.dtype = c.training.bf16 ? torch::kBFloat16 : torch::kFloat32;
+  tm.tokenizer = tokenizer::Tokenizer::from_dir(tm.model_dir);
+  if (c.quant.bits == 4) runtime_error("quantization_bit 4 (QLoRA) is not available in this build yet");
+  tm.model = model::load_model(tm.model_dir, tm.dtype);
+  tm.lora = c.lora.finetuning_type == "lora";
+  if (tm.lora) {
+    torch::manual_seed(static_cast<uint64_t>(c.training.seed));
+    auto adapted = lora::inject(*tm.model, c.lora);
+    spdlog::info("LoRA r={} alpha={} on {} linear layers", c.lora.rank, c.lora.alpha, adapted.size());
+    if (!c.model.adapter_name_or_path.empty()) {
+      lora::load_adapter(*tm.model, c.model.adapter_name_or_path);
+      spdlog::info("continuing adapter {}", c.model.adapter_name_or_path);
+    }
+  } else {
+    for (auto& p : tm.model->parameters()) p.set_requires_grad(true);
+  }
+  int64_t trainable = 0, total = 0;
+  for (auto& p : tm.model->parameters()) {
+    total += p.numel();
+    if (p.requires_grad()) trainable += p.numel();
+  }
+  spdlog::info("trainable parameters {} of {} ({:.3f}%)", trainable, total, 100.0 * trainable / std::max<int64_t>(1, total));
+  tm.model->train();
+  return tm;
+}
+
+void save_trained(TrainModel& tm, const config::TrainConfig& c, const fs::path& dir) {
+  if (tm.lora) {
+    lora::save_adapter(*tm.model, dir, c.lora, tm.base_name);
+    return;
+  }
+  for (auto& p : tm.model->parameters())
+    if (!torch::isfinite(p).all().item<bool>()) runtime_error("refusing to save: the model holds NaN or infinity");
+  model::save_model(*tm.model, dir, tm.dtype);
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+    if (fs::exists(tm.model_dir / f)) fs::copy_file(tm.model_dir / f, dir / f, fs::copy_options::overwrite_existing);
+}
+
+void load_trained(TrainModel& tm, const fs::path& dir) {
+  if (tm.lora) {
+    lora::load_adapter(*tm.model, dir);
+    return;
+  }
+  io::CheckpointTensors tensors(dir);
+  torch::NoGradGuard guard;
+  for (auto& item : tm.model->named_parameters())
+    if (tensors.contains(item.key())) item.value().copy_(tensors.load(item.key()).to(item.value().scalar_type()));
+}
+
+}  // namespace gym::recipes

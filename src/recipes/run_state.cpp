@@ -1,0 +1,129 @@
+#include "gym/recipes/run_state.h"
+
+#include <spdlog/spdlog.h>
+#include <torch/serialize.h>
+
+#include "gym/checkpoint/checkpoint.h"
+#include "gym/core/error.h"
+#include "gym/core/fs.h"
+#include "gym/metrics/plot.h"
+
+namespace gym::recipes {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+nlohmann::json trainer_state_json(const config::TrainConfig& c, const RunState& s, const metrics::TrainerLog& log,
+                                  int64_t total_steps) {
+  nlohmann::json history = nlohmann::json::array();
+  for (const auto& l : log.history()) {
+    nlohmann::json h = {{"step", l.value("current_steps", 0)}, {"epoch", l.value("epoch", 0.0)}};
+    for (auto it = l.begin(); it != l.end(); ++it)
+      if (it->is_number() && it.key() != "current_steps" && it.key() != "total_steps" && it.key() != "percentage")
+        h[it.key() == "lr" ? "learning_rate" : it.key()] = *it;
+    history.push_back(h);
+  }
+  return {{"global_step", s.global_step},
+          {"epoch", s.epoch},
+          {"max_steps", total_steps},
+          {"logging_steps", c.output.logging_steps},
+          {"save_steps", c.output.save_steps},
+          {"train_batch_size", c.training.per_device_train_batch_size},
+          {"num_train_epochs", c.training.num_train_epochs},
+          {"num_input_tokens_seen", s.tokens_seen},
+          {"total_flos", 0},
+          {"log_history", history},
+          {"best_metric", nullptr},
+          {"best_model_checkpoint", nullptr},
+          {"is_local_process_zero", true},
+          {"is_world_process_zero", true},
+          {"gym_data_state", s.data_state},
+          {"gym_extra", s.extra}};
+}
+
+}  // namespace
+
+fs::path prepare_output_dir(const config::ResolvedConfig& rc) {
+  const auto& c = rc.config;
+  const auto plan = checkpoint::plan_start(c.output);
+  fs::create_directories(c.output.output_dir);
+  write_file_atomic(fs::path(c.output.output_dir) / "gym_config.yaml",
+                    "# resolved by gym from " + (rc.files.empty() ? std::string("overrides") : rc.files.back().string()) + "\n" +
+                        rc.to_yaml());
+  return plan.resume_from;
+}
+
+void save_checkpoint(const config::ResolvedConfig& rc, TrainModel& tm, const Optimization& opt, const RunState& state,
+                     const metrics::TrainerLog& log, int64_t total_steps) {
+  const auto& c = rc.config;
+  const fs::path dir = fs::path(c.output.output_dir) / ("checkpoint-" + std::to_string(state.global_step));
+  write_dir_atomic(dir, [&](const fs::path& tmp) {
+    save_trained(tm, c, tmp);
+    opt.save(tmp);
+    torch::serialize::OutputArchive rng;
+    rng.write("cpu", checkpoint::cpu_rng_state());
+    rng.save_to((tmp / "rng_state.pt").string());
+    // trainer_state.json last: list_checkpoints only counts folders that have it.
+    write_file_atomic(tmp / "trainer_state.json", trainer_state_json(c, state, log, total_steps).dump(2) + "\n");
+  });
+  if (c.output.save_total_limit) checkpoint::rotate_checkpoints(c.output.output_dir, *c.output.save_total_limit);
+}
+
+RunState load_checkpoint(const fs::path& dir, TrainModel& tm, Optimization& opt) {
+  const auto state_path = dir / "trainer_state.json";
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_file(state_path));
+  } catch (const nlohmann::json::parse_error& e) {
+    config_error("{}: invalid JSON: {}", state_path.string(), e.what());
+  }
+  load_trained(tm, dir);
+  opt.load(dir);
+  torch::serialize::InputArchive rng;
+  rng.load_from((dir / "rng_state.pt").string());
+  torch::Tensor cpu;
+  rng.read("cpu", cpu);
+  checkpoint::set_cpu_rng_state(cpu);
+  RunState s;
+  s.global_step = j.value("global_step", int64_t{0});
+  s.epoch = j.value("epoch", 0.0);
+  s.tokens_seen = j.value("num_input_tokens_seen", int64_t{0});
+  s.data_state = j.value("gym_data_state", nlohmann::json());
+  s.extra = j.value("gym_extra", nlohmann::json::object());
+  spdlog::info("resumed from {} at step {}", dir.string(), s.global_step);
+  return s;
+}
+
+void finish_run(const config::ResolvedConfig& rc, TrainModel& tm, const RunState& state, const metrics::TrainerLog& log,
+                int64_t total_steps, double runtime, int64_t samples_seen) {
+  const auto& c = rc.config;
+  const fs::path out = c.output.output_dir;
+  save_trained(tm, c, out);
+  write_file_atomic(out / "trainer_state.json", trainer_state_json(c, state, log, total_steps).dump(2) + "\n");
+  double loss_sum = 0;
+  int n = 0;
+  for (const auto& l : log.history())
+    if (l.contains("loss")) loss_sum += l["loss"].get<double>(), ++n;
+  nlohmann::json results = {{"epoch", state.epoch},
+                            {"total_flos", 0},
+                            {"train_loss", n ? loss_sum / n : 0.0},
+                            {"train_runtime", runtime},
+                            {"train_samples_per_second", runtime > 0 ? samples_seen / runtime : 0.0},
+                            {"train_steps_per_second", runtime > 0 ? state.global_step / runtime : 0.0},
+                            {"num_input_tokens_seen", state.tokens_seen}};
+  write_file_atomic(out / "train_results.json", results.dump(2) + "\n");
+  write_file_atomic(out / "all_results.json", results.dump(2) + "\n");
+  if (c.output.plot_loss) {
+    for (const char* key : {"loss", "reward", "kl", "aux_loss"}) {
+      std::vector<double> steps, values;
+      for (const auto& l : log.history())
+        if (l.contains(key)) steps.push_back(l["current_steps"].get<double>()), values.push_back(l[key].get<double>());
+      std::string name = key;
+      if (metrics::write_plot_svg(out / ("training_" + name + ".svg"), "training " + name + " of " + out.string(), steps, values))
+        spdlog::info("wrote {}", (out / ("training_" + name + ".svg")).string());
+    }
+  }
+}
+
+}  // namespace gym::recipes
