@@ -138,7 +138,8 @@ void Values::resolve_defaults() {
   for (const auto& def : key_table()) {
     auto it = entries_.find(def.name);
     if (it != entries_.end() && !it->second.value.IsNull()) continue;
-    Origin origin = it != entries_.end() ? it->second.origin : Origin{"default", ""};
+    // A key set to null falls back to its default (and no longer counts as set explicitly).
+    Origin origin = it != entries_.end() ? Origin{"default", "null at " + it->second.origin.where} : Origin{"default", ""};
     const char* text = def.default_value;
     if (const char* sd = stage_default(def.name, stage)) {
       text = sd;
