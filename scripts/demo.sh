@@ -6,4 +6,4 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$here/scripts/setup.sh"
 bash "$here/scripts/build.sh"
 cd "$here"
-./build/gym validate configs/tiny/gspo_tiny.yaml
+./build/gym train configs/tiny/sft_tiny.yaml "$@"
