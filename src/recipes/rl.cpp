@@ -1,8 +1,252 @@
+// stage: grpo | gspo — online RL with group sampling, readable top to bottom.
+//   every generation round: prompts × num_generations completions (KV cache, one batch)
+//   → rewards → group advantages → old / reference log-probs → steps_per_generation ×
+//   num_iterations micro-batches through the PolicyLoss → optimizer steps every accumulation.
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+
 #include "gym/core/error.h"
+#include "gym/data/dataset.h"
+#include "gym/data/sampler.h"
+#include "gym/lora/adapter.h"
+#include "gym/metrics/trainer_log.h"
+#include "gym/model/generate.h"
+#include "gym/model/score.h"
+#include "gym/recipes/model_setup.h"
+#include "gym/recipes/optimization.h"
+#include "gym/recipes/run_state.h"
 #include "gym/recipes/train.h"
+#include "gym/rl/losses.h"
+#include "gym/rl/rewards.h"
 
 namespace gym::recipes {
 
-void run_rl(const config::ResolvedConfig&) { runtime_error("stage rl: the training loop is not implemented yet"); }
+namespace {
+
+// One generation round, kept for the optimisation passes over it.
+struct Rollouts {
+  torch::Tensor input_ids;        // [N, P + C] left-padded prompt | completion
+  torch::Tensor attention_mask;   // [N, P + C]
+  torch::Tensor completion_ids;   // [N, C]
+  torch::Tensor completion_mask;  // [N, C] (truncated completions zeroed with mask_truncated_completions)
+  torch::Tensor advantages;       // [N]
+  torch::Tensor old_logp, ref_logp;   // [N, C] or undefined
+  int64_t prompt_len = 0;
+  std::map<std::string, double> metrics;
+};
+
+// Per-token log-probs of the completion under the sampling temperature; rows [N, C].
+torch::Tensor completion_logprobs(model::Qwen3ForCausalLMImpl& m, const Rollouts& r, const torch::Tensor& rows, double temperature,
+                                  bool checkpointing, torch::Tensor* entropy = nullptr, torch::Tensor* aux_loss = nullptr) {
+  model::ForwardOptions fo;
+  std::vector<torch::Tensor> router;
+  if (aux_loss && m.config().is_moe()) fo.router_logits = &router;
+  fo.attention_mask = r.attention_mask.index_select(0, rows);
+  fo.gradient_checkpointing = checkpointing;
+  auto ids = r.input_ids.index_select(0, rows);
+  auto hidden = m.hidden_states(ids, fo);
+  const int64_t c = r.completion_ids.size(1);
+  auto logits = m.lm_logits(hidden.narrow(1, r.prompt_len - 1, c)).to(torch::kFloat32);   // [n, C, V]
+  if (entropy) *entropy = rl::entropy_from_logits(logits.detach(), temperature);
+  if (!router.empty())
+    *aux_loss = model::load_balancing_loss(router, m.config().num_experts, m.config().num_experts_per_tok, fo.attention_mask);
+  return rl::selective_log_softmax(logits, r.completion_ids.index_select(0, rows), temperature);
+}
+
+}  // namespace
+
+void run_rl(const config::ResolvedConfig& rc) {
+  const auto& c = rc.config;
+  const auto& rl = c.rl;
+  const auto resume_from = prepare_output_dir(rc);
+  torch::manual_seed(static_cast<uint64_t>(c.training.seed));
+  if (rl.beta > 0 && c.lora.finetuning_type != "lora")
+    config_error("beta > 0 needs finetuning_type lora: the reference policy is the base with the adapters switched off");
+
+  // ---- model and prompts
+  TrainModel tm = setup_model(c);
+  auto splits = data::load_datasets(c.data, /*prompt_only=*/true);
+  data::RenderOptions ro{c.model.template_name, c.model.enable_thinking, c.data.cutoff_len, false, false, c.data.default_system};
+  std::vector<data::RlPrompt> prompts;
+  for (const auto& conv : splits.train) prompts.push_back(data::encode_rl_prompt(conv, tm.tokenizer, ro, rl.max_prompt_length));
+  data::BatchSampler sampler(static_cast<int64_t>(prompts.size()), static_cast<uint64_t>(c.training.seed));
+
+  // ---- batch geometry (TRL): completions per round = generation_batch_size
+  const int64_t g = rl.num_generations, micro = c.training.per_device_train_batch_size;
+  const int64_t accum = c.training.gradient_accumulation_steps, spg = rl.steps_per_generation;
+  const int64_t per_round = rl.generation_batch_size, prompts_per_round = per_round / g;
+  if (per_round != micro * spg)
+    config_error("generation_batch_size {} must equal per_device_train_batch_size {} × steps_per_generation {} on one process",
+                 per_round, micro, spg);
+  const int64_t micro_per_round = spg * rl.num_iterations;
+  const bool off_policy = micro_per_round > accum;
+  const int64_t total_steps = c.training.max_steps > 0
+                                  ? c.training.max_steps
+                                  : std::max<int64_t>(1, static_cast<int64_t>(std::ceil(c.training.num_train_epochs * prompts.size() * g *
+                                                                                        rl.num_iterations / static_cast<double>(micro * accum))));
+  Optimization opt(lora::trainable_parameters(*tm.model), c.training, total_steps);
+  RunState state;
+  if (!resume_from.empty()) {
+    state = load_checkpoint(resume_from, tm, opt);
+    sampler.restore(state.data_state);
+  }
+  metrics::TrainerLog log(c.output.output_dir, total_steps, resume_from.empty(), state.global_step);
+  metrics::Progress progress(total_steps);
+  const int64_t log_every = c.output.logging_steps < 1 ? std::max<int64_t>(1, static_cast<int64_t>(c.output.logging_steps * total_steps))
+                                                       : static_cast<int64_t>(c.output.logging_steps);
+  auto policy = rl::make_policy_loss(rl.importance_sampling_level);
+  rl::PolicyLossConfig pc;
+  pc.loss_type = rl.loss_type;
+  pc.epsilon_low = rl.epsilon;
+  pc.epsilon_high = rl.epsilon_high;
+  pc.delta = rl.delta;
+  pc.beta = rl.beta;
+  pc.max_completion_length = rl.max_completion_length;
+  pc.grad_accum = accum;
+  rl::RewardSettings rs{rl.length_target, rl.reward_command, rl.reward_timeout};
+  model::SamplingConfig sc;
+  sc.max_new_tokens = rl.max_completion_length;
+  sc.do_sample = true;
+  sc.temperature = rl.temperature;
+  sc.top_p = rl.top_p;
+  sc.top_k = rl.top_k;
+  sc.repetition_penalty = rl.repetition_penalty;
+  sc.stop_ids = {tm.tokenizer.eos_id()};
+  if (auto e = tm.tokenizer.im_end_id(); e && *e != tm.tokenizer.eos_id()) sc.stop_ids.push_back(*e);
+  sc.pad_id = tm.tokenizer.pad_id();
+  spdlog::info("{}: {} prompts, {} steps; per round {} prompts × {} generations, {} micro-batches of {} ({}), loss {} / {}",
+               c.training.stage, prompts.size(), total_steps, prompts_per_round, g, micro_per_round, micro,
+               off_policy ? "off-policy: old log-probs stored" : "on-policy", policy->name(), rl.loss_type);
+
+  const auto start = std::chrono::steady_clock::now();
+  Rollouts r;
+  int64_t micro_index = micro_per_round;   // forces a first round
+  int64_t round = 0, samples_seen = 0;
+  std::map<std::string, double> step_metrics;
+  double step_loss = 0;
+  int64_t micro_in_step = 0;
+  while (state.global_step < total_steps) {
+    // ---- a new generation round
+    if (micro_index >= micro_per_round) {
+      micro_index = 0;
+      auto gen_start = std::chrono::steady_clock::now();
+      std::vector<int64_t> chosen = sampler.next(prompts_per_round);
+      int64_t p_len = 1;
+      for (auto i : chosen) p_len = std::max<int64_t>(p_len, static_cast<int64_t>(prompts[static_cast<size_t>(i)].prompt_ids.size()));
+      auto pids = torch::full({per_round, p_len}, tm.tokenizer.pad_id(), torch::kInt64);
+      auto pmask = torch::zeros({per_round, p_len}, torch::kInt64);
+      for (int64_t k = 0; k < per_round; ++k) {   // each prompt repeated G times, left-padded
+        const auto& ids = prompts[static_cast<size_t>(chosen[static_cast<size_t>(k / g)])].prompt_ids;
+        const auto n = static_cast<int64_t>(ids.size());
+        pids[k].narrow(0, p_len - n, n).copy_(torch::tensor(ids, torch::kInt64));
+        pmask[k].narrow(0, p_len - n, n).fill_(1);
+      }
+      tm.model->eval();
+      auto out = model::generate(*tm.model, pids, pmask, sc,
+                                 at::detail::createCPUGenerator(static_cast<uint64_t>(c.training.seed) * 7919 + static_cast<uint64_t>(sampler.epoch() * 1e6) + round));
+      tm.model->train();
+      ++round;
+      r.prompt_len = p_len;
+      r.completion_ids = out.completion_ids;
+      r.completion_mask = out.completion_mask;
+      r.input_ids = torch::cat({pids, out.completion_ids.clamp(0, tm.model->config().vocab_size - 1)}, 1);
+      r.attention_mask = torch::cat({pmask, out.completion_mask}, 1);
+      // rewards of every function on the decoded completions
+      std::vector<rl::RewardInput> inputs;
+      for (int64_t k = 0; k < per_round; ++k) {
+        const auto& p = prompts[static_cast<size_t>(chosen[static_cast<size_t>(k / g)])];
+        const int64_t n = out.completion_mask[k].sum().item<int64_t>();
+        std::vector<int64_t> ids(out.completion_ids[k].data_ptr<int64_t>(), out.completion_ids[k].data_ptr<int64_t>() + n);
+        inputs.push_back({p.prompt_text, tm.tokenizer.decode(ids, true), ids, p.extra});
+      }
+      auto rewards = torch::empty({per_round, static_cast<int64_t>(rl.reward_funcs.size())}, torch::kFloat64);
+      for (size_t f = 0; f < rl.reward_funcs.size(); ++f) {
+        auto v = rl::score_rewards(rl.reward_funcs[f], inputs, rs);
+        rewards.select(1, static_cast<int64_t>(f)).copy_(torch::tensor(v, torch::kFloat64));
+      }
+      auto adv = rl::group_advantages(rewards, rl.reward_weights, g, rl.scale_rewards);
+      r.advantages = adv.advantages.to(torch::kFloat32);
+      r.metrics.clear();
+      for (const auto& [k, v] : adv.metrics) {
+        std::string key = k;
+        if (k.rfind("rewards/", 0) == 0) {   // rewards/<index>/... → rewards/<name>/...
+          const auto idx = std::stoul(k.substr(8, k.find('/', 8) - 8));
+          key = "rewards/" + rl.reward_funcs[idx] + k.substr(k.find('/', 8));
+        }
+        r.metrics[key] = v;
+      }
+      auto lengths = out.completion_mask.sum(1).to(torch::kFloat64);
+      r.metrics["completions/mean_length"] = lengths.mean().item<double>();
+      r.metrics["completions/clipped_ratio"] = out.truncated.to(torch::kFloat64).mean().item<double>();
+      if (rl.mask_truncated_completions)
+        r.completion_mask = r.completion_mask * (~out.truncated).to(torch::kInt64).unsqueeze(1);
+      pc.num_items_in_batch = std::max(1.0, r.completion_mask.sum().item<double>());
+      // old and reference log-probs, without gradients
+      {
+        torch::NoGradGuard ng;
+        auto all = torch::arange(per_round, torch::kInt64);
+        r.old_logp = off_policy ? completion_logprobs(*tm.model, r, all, rl.temperature, false) : torch::Tensor();
+        if (rl.beta > 0) {
+          lora::AdaptersDisabled base(*tm.model);
+          r.ref_logp = completion_logprobs(*tm.model, r, all, rl.temperature, false);
+        }
+      }
+      r.metrics["timing/generation_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - gen_start).count();
+      state.data_state = sampler.state();
+    }
+
+    // ---- one micro-batch through the policy loss
+    const int64_t slice = micro_index % spg;
+    auto rows = torch::arange(slice * micro, (slice + 1) * micro, torch::kInt64);
+    torch::Tensor entropy, aux;
+    auto logp = completion_logprobs(*tm.model, r, rows, rl.temperature, c.training.gradient_checkpointing, &entropy, &aux);
+    auto mask = r.completion_mask.index_select(0, rows).to(torch::kFloat32);
+    rl::PolicyLossInput in{logp, r.old_logp.defined() ? r.old_logp.index_select(0, rows) : torch::Tensor(),
+                           r.ref_logp.defined() ? r.ref_logp.index_select(0, rows) : torch::Tensor(), r.advantages.index_select(0, rows),
+                           mask};
+    // dapo normalises by the tokens of the whole round; TRL's micro-batches each see that count.
+    auto pl = policy->compute(in, pc);
+    if (rl.loss_type == "dapo") pl.loss = pl.loss * static_cast<double>(micro) / static_cast<double>(micro * accum);
+    if (aux.defined()) {   // MoE: router load balancing, as transformers adds it to the loss
+      pl.loss = pl.loss + c.training.router_aux_loss_coef * aux / static_cast<double>(accum);
+      step_metrics["aux_loss"] += aux.item<double>() / static_cast<double>(accum);
+    }
+    pl.loss.backward();
+    step_loss += pl.loss.item<double>();
+    for (const auto& [k, v] : pl.metrics) step_metrics[k] += v / static_cast<double>(accum);
+    step_metrics["entropy"] += ((entropy.to(torch::kFloat64) * mask.to(torch::kFloat64)).sum() / mask.sum().clamp_min(1)).item<double>() /
+                               static_cast<double>(accum);
+    state.tokens_seen += r.attention_mask.index_select(0, rows).sum().item<int64_t>();
+    samples_seen += micro;
+    ++micro_index;
+    if (++micro_in_step < accum) continue;
+
+    // ---- the optimizer step
+    const auto outcome = opt.step(state.global_step, step_loss);
+    ++state.global_step;
+    state.epoch = sampler.epoch();
+    std::map<std::string, double> metrics = step_metrics;
+    for (const auto& [k, v] : r.metrics) metrics[k] = v;
+    metrics["loss"] = step_loss;
+    metrics["lr"] = outcome.lr;
+    metrics["grad_norm"] = outcome.grad_norm;
+    step_metrics.clear();
+    step_loss = 0;
+    micro_in_step = 0;
+    if (state.global_step % log_every == 0 || state.global_step == total_steps) {
+      log.log(state.global_step, state.epoch, metrics);
+      const double elapsed = log.elapsed_seconds();
+      progress.update(state.global_step, metrics, elapsed, elapsed / state.global_step * (total_steps - state.global_step));
+    }
+    if (state.global_step % c.output.save_steps == 0 && state.global_step < total_steps)
+      save_checkpoint(rc, tm, opt, state, log, total_steps);
+  }
+  progress.finish();
+  const double runtime = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  finish_run(rc, tm, state, log, total_steps, runtime, samples_seen);
+  spdlog::info("done: {} steps in {:.1f} s, outputs in {}", state.global_step, runtime, c.output.output_dir);
+}
 
 }  // namespace gym::recipes

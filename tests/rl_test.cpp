@@ -1,0 +1,133 @@
+// Rewards, and GRPO/GSPO end to end on tiny models (learning on the shipped arithmetic set).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "cli_util.h"
+#include "gym/core/error.h"
+#include "gym/core/fs.h"
+#include "gym/rl/rewards.h"
+
+namespace fs = std::filesystem;
+using namespace gym;
+
+namespace {
+rl::RewardInput completion(const std::string& text, const std::string& answer, size_t n_ids = 3) {
+  return {"q", text, std::vector<int64_t>(n_ids, 1), {{"answer", answer}}};
+}
+std::vector<nlohmann::json> read_log(const fs::path& dir) {
+  std::vector<nlohmann::json> lines;
+  std::ifstream in(dir / "trainer_log.jsonl");
+  std::string l;
+  while (std::getline(in, l)) lines.push_back(nlohmann::json::parse(l));
+  return lines;
+}
+fs::path out_dir(const std::string& name) {
+  auto d = fs::temp_directory_path() / ("gym_rl_" + name);
+  fs::remove_all(d);
+  return d;
+}
+const std::string kTiny = (source_dir() / "configs" / "tiny").string();
+}  // namespace
+
+TEST(RlRewards, AccuracyExtractsAndComparesNumerically) {
+  EXPECT_EQ(rl::extract_answer("so \\boxed{\\frac{1}{2}} is it").value(), "\\frac{1}{2}");
+  EXPECT_EQ(rl::extract_answer("work...\n#### 1,234").value(), "1,234");
+  EXPECT_EQ(rl::extract_answer("The answer is 42.").value(), "42.");
+  EXPECT_EQ(rl::extract_answer("3 then 5 then -7").value(), "-7");
+  EXPECT_FALSE(rl::extract_answer("no digits").has_value());
+  EXPECT_TRUE(rl::answers_match("1,234", "1234"));
+  EXPECT_TRUE(rl::answers_match("2.50", "2.5"));
+  EXPECT_TRUE(rl::answers_match("1/2", "0.5"));
+  EXPECT_FALSE(rl::answers_match("3", "4"));
+  rl::RewardSettings s;
+  auto v = rl::score_rewards("accuracy", {completion("7", "7"), completion("it is 8", "7"), completion("#### 7.0", "7"),
+                                           {"q", "7", {1}, nlohmann::json::object()}}, s);
+  EXPECT_EQ(v[0], 1.0);
+  EXPECT_EQ(v[1], 0.0);
+  EXPECT_EQ(v[2], 1.0);
+  EXPECT_TRUE(std::isnan(v[3]));   // no ground truth: cannot score
+}
+
+TEST(RlRewards, FormatAndLength) {
+  rl::RewardSettings s;
+  s.length_target = 4;
+  auto f = rl::score_rewards("format", {completion("<think>\nhm\n</think>\n\n7", ""), completion("7", ""),
+                                         completion("<think>x</think>", "")}, s);
+  EXPECT_EQ(f, (std::vector<double>{1.0, 0.0, 0.0}));
+  auto l = rl::score_rewards("length", {completion("", "", 3), completion("", "", 6), completion("", "", 20)}, s);
+  EXPECT_EQ(l, (std::vector<double>{0.0, -0.5, -1.0}));
+}
+
+TEST(RlRewards, ExternalCommandContractAndErrors) {
+  rl::RewardSettings s;
+  const auto dir = out_dir("ext");
+  fs::create_directories(dir);
+  // One number per JSON line in: the completion's length.
+  std::ofstream(dir / "ok.sh") << "while read -r line; do echo \"$line\" | grep -o '\"completion\":\"[^\"]*\"' | wc -c; done\n";
+  s.external_command = "sh " + (dir / "ok.sh").string();
+  auto v = rl::score_rewards("external", {completion("ab", ""), completion("abcd", "")}, s);
+  ASSERT_EQ(v.size(), 2u);
+  EXPECT_EQ(v[1] - v[0], 2.0);
+  auto expect = [&](const std::string& cmd, const std::string& fragment) {
+    s.external_command = cmd;
+    try {
+      rl::score_rewards("external", {completion("a", ""), completion("b", "")}, s);
+      ADD_FAILURE() << cmd;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    }
+  };
+  expect("exit 3", "failed (exit status 3)");
+  expect("cat >/dev/null; echo 1", "printed 1 numbers for 2 completions");
+  expect("cat >/dev/null; echo 1; echo banana", "'banana', which is not a number");
+  s.external_timeout = 0.5;
+  expect("sleep 5", "timed out");
+}
+
+TEST(RlEndToEnd, GspoLearnsOnTheArithmeticSet) {
+  // Warm start: the shipped SFT config (~15 s), then the shipped GSPO config continuing its adapter.
+  const auto sft = out_dir("warm"), gspo = out_dir("gspo");
+  auto r = test::run_gym("train " + kTiny + "/sft_tiny.yaml --output_dir " + sft.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = test::run_gym("train " + kTiny + "/gspo_tiny.yaml --output_dir " + gspo.string() + " --adapter_name_or_path " + sft.string() +
+                    " --logging_steps 1");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto log = read_log(gspo);
+  ASSERT_EQ(log.size(), 300u);
+  double first = 0, last = 0;
+  for (size_t i = 0; i < 10; ++i) first += log[i]["reward"].get<double>() / 10, last += log[log.size() - 1 - i]["reward"].get<double>() / 10;
+  // Stated margin: the mean accuracy reward of the last 10 steps beats the first 10 by 0.03
+  // (measured 0.27 → 0.33 on the development machine; the 30-step windows go 0.28 → 0.39).
+  EXPECT_GT(last, first + 0.03) << "first " << first << " last " << last;
+  for (const char* k : {"reward", "reward_std", "rewards/accuracy/mean", "frac_reward_zero_std", "completions/mean_length",
+                        "completions/clipped_ratio", "clip_ratio/low_mean", "clip_ratio/high_mean", "clip_ratio/region_mean",
+                        "entropy", "loss", "lr", "grad_norm"})
+    EXPECT_TRUE(log.back().contains(k)) << k;
+  EXPECT_TRUE(fs::exists(gspo / "adapter_model.safetensors"));
+  EXPECT_TRUE(fs::exists(gspo / "training_reward.svg"));
+  EXPECT_TRUE(fs::exists(gspo / "checkpoint-200" / "trainer_state.json"));
+}
+
+TEST(RlEndToEnd, GrpoWithKlAndOffPolicyMoeRunThroughTheSameLoop) {
+  const auto grpo = out_dir("grpo"), moe = out_dir("moe");
+  auto r = test::run_gym("train " + kTiny + "/grpo_tiny.yaml --output_dir " + grpo.string() +
+                         " --adapter_name_or_path null --max_steps 6 --per_device_train_batch_size 16 --logging_steps 1");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto log = read_log(grpo);
+  ASSERT_EQ(log.size(), 6u);
+  EXPECT_TRUE(log.back().contains("kl"));   // beta 0.04: reference = base with adapters off
+  EXPECT_GE(log.back()["kl"].get<double>(), 0.0);
+  r = test::run_gym("train " + kTiny + "/moe_gspo_tiny.yaml --output_dir " + moe.string() + " --max_steps 6");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  log = read_log(moe);
+  ASSERT_EQ(log.size(), 6u);
+  EXPECT_TRUE(log.back().contains("aux_loss"));
+  EXPECT_GT(log.back()["aux_loss"].get<double>(), 0.0);
+  // LoRA on the MoE router and experts, saved under PEFT names
+  const std::string st = read_file(moe / "adapter_model.safetensors");
+  EXPECT_NE(st.find("base_model.model.model.layers.0.mlp.gate.lora_A.weight"), std::string::npos);
+  EXPECT_NE(st.find("base_model.model.model.layers.0.mlp.experts.3.gate_proj.lora_A.weight"), std::string::npos);
+}
