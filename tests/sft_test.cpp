@@ -34,7 +34,7 @@ std::vector<nlohmann::json> read_log(const fs::path& dir) {
 
 TEST(Sft, TinyRunLearnsAndWritesEveryOutput) {
   const auto out = out_dir("learn");
-  auto r = test::run_gym("train " + kConfig + " --output_dir " + out.string() + " --max_steps 120 --save_steps 40");
+  auto r = test::run_gym("train " + kConfig + " --output_dir " + out.string() + " --max_steps 120 --save_steps 40 --logging_steps 10");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto log = read_log(out);
   ASSERT_EQ(log.size(), 12u);
@@ -52,7 +52,7 @@ TEST(Sft, TinyRunLearnsAndWritesEveryOutput) {
   EXPECT_GT(results["train_runtime"].get<double>(), 0.0);
   auto cfg = nlohmann::json::parse(read_file(out / "adapter_config.json"));
   EXPECT_EQ(cfg["peft_type"], "LORA");
-  EXPECT_EQ(cfg["r"], 16);
+  EXPECT_EQ(cfg["r"], 32);
   EXPECT_TRUE(fs::exists(out / "checkpoint-80" / "optimizer.pt"));
   EXPECT_TRUE(fs::exists(out / "checkpoint-40" / "rng_state.pt"));
   // the resolved config re-validates

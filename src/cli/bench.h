@@ -6,5 +6,6 @@
 namespace gym::cli {
 
 void add_bench_threads(CLI::App& bench);   // bench_threads.cpp
+void add_bench_model(CLI::App& bench);     // bench_model.cpp: generate, sft, gspo
 
 }  // namespace gym::cli

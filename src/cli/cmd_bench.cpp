@@ -8,6 +8,7 @@ void add_bench_command(CLI::App& app) {
   auto* bench = app.add_subcommand("bench", "Benchmarks (figures are ratios to this machine's own baselines)");
   bench->require_subcommand(1);
   add_bench_threads(*bench);
+  add_bench_model(*bench);
 }
 
 }  // namespace gym::cli

@@ -1,0 +1,191 @@
+// gym bench generate | sft | gspo: speed on the benchmark shapes, beside this machine's own
+// 1024³ float32 matmul rate measured in the same run (figures are ratios, not absolutes).
+#include <sys/resource.h>
+
+#include <chrono>
+#include <iostream>
+
+#include "cli/bench.h"
+#include "gym/config/config.h"
+#include "gym/core/threads.h"
+#include "gym/lora/adapter.h"
+#include "gym/model/generate.h"
+#include "gym/model/loader.h"
+#include "gym/recipes/optimization.h"
+#include "gym/rl/losses.h"
+#include "recipes/losses.h"
+
+namespace gym::cli {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+double matmul_gflops() {
+  auto a = torch::randn({1024, 1024}), b = torch::randn({1024, 1024});
+  (void)torch::mm(a, b);
+  std::vector<double> t;
+  for (int i = 0; i < 5; ++i) {
+    auto s = Clock::now();
+    (void)torch::mm(a, b);
+    t.push_back(seconds_since(s));
+  }
+  std::sort(t.begin(), t.end());
+  return 2.0 * 1024 * 1024 * 1024 / t[2] / 1e9;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+double peak_rss_mib() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_maxrss) / 1024.0;
+}
+
+model::Qwen3ForCausalLM bench_model(const std::string& shape, int64_t lora_rank) {
+  auto cfg = model::preset_arch("qwen3", shape);
+  model::Qwen3ForCausalLM m(cfg, torch::TensorOptions().dtype(torch::kFloat32));
+  model::init_random_weights(*m, 0);
+  config::LoraArgs la;
+  la.rank = lora_rank;
+  la.alpha = 2.0 * lora_rank;
+  la.target = {"all"};
+  lora::inject(*m, la);
+  return m;
+}
+
+// Base parameters except the embedding (lm_head counted once, tied or not).
+double non_embedding_params(const model::ArchConfig& c) {
+  const double h = c.hidden_size, d = c.head_dim;
+  const double attn = h * d * (c.num_attention_heads * 2 + c.num_key_value_heads * 2);
+  const double mlp = 3 * h * c.intermediate_size;
+  return c.num_hidden_layers * (attn + mlp) + h * c.vocab_size;
+}
+
+void print(const nlohmann::json& j, bool json) {
+  if (json) {
+    std::cout << j.dump() << "\n";
+    return;
+  }
+  std::cout << j.dump(2) << "\n";
+}
+
+void add_shape_and_json(CLI::App* cmd, std::string& shape, bool& json) {
+  cmd->add_option("--shape", shape, "tiny, small or qwen-like")->check(CLI::IsMember({"tiny", "small", "qwen-like"}));
+  cmd->add_flag("--json", json, "One JSON object");
+}
+
+}  // namespace
+
+void add_bench_model(CLI::App& bench) {
+  auto shape = std::make_shared<std::string>("tiny");
+  auto json = std::make_shared<bool>(false);
+
+  auto* gen = bench.add_subcommand("generate", "Batched sampling with the KV cache (LoRA r 8 attached)");
+  add_shape_and_json(gen, *shape, *json);
+  gen->callback([shape, json] {
+    const double gflops = matmul_gflops();
+    auto m = bench_model(*shape, 8);
+    m->eval();
+    nlohmann::json out = {{"bench", "generate"}, {"shape", *shape}, {"matmul_gflops", gflops}, {"threads", configure_threads().describe()}};
+    for (int64_t batch : {8, 1}) {
+      auto prompt = torch::randint(0, 256, {batch, 32}, torch::kInt64);
+      auto mask = torch::ones_like(prompt);
+      model::SamplingConfig sc;
+      sc.do_sample = true;
+      sc.max_new_tokens = 128;   // no stop ids: every sequence runs to the end
+      torch::NoGradGuard ng;
+      auto s = Clock::now();
+      (void)m->forward(prompt, {mask});
+      const double prefill = seconds_since(s);
+      s = Clock::now();
+      model::generate(*m, prompt, mask, sc, at::detail::createCPUGenerator(0));
+      const double total = seconds_since(s);
+      const double decode = std::max(1e-9, total - prefill);
+      out["batch_" + std::to_string(batch)] = {{"prefill_tokens_per_s", batch * 32 / prefill},
+                                               {"decode_tokens_per_s", batch * 128 / decode},
+                                               {"total_s", total}};
+    }
+    print(out, *json);
+  });
+
+  auto* sft = bench.add_subcommand("sft", "One LoRA SFT step (r 8, alpha 16, all projections)");
+  add_shape_and_json(sft, *shape, *json);
+  sft->callback([shape, json] {
+    const double gflops = matmul_gflops();
+    auto m = bench_model(*shape, 8);
+    const int64_t b = *shape == "tiny" ? 8 : 4, t = *shape == "tiny" ? 64 : 256;
+    config::TrainingArgs ta;
+    ta.learning_rate = 1e-4;
+    recipes::Optimization opt(lora::trainable_parameters(*m), ta, 100);
+    auto ids = torch::randint(0, 256, {b, t}, torch::kInt64);
+    auto mask = torch::ones_like(ids);
+    std::vector<double> times;
+    for (int i = 0; i < 7; ++i) {
+      auto s = Clock::now();
+      auto loss = recipes::causal_lm_loss(*m, ids, mask, ids, b * (t - 1), false).loss;
+      loss.backward();
+      opt.step(i, loss.item<double>());
+      if (i >= 2) times.push_back(seconds_since(s));
+    }
+    const auto& c = m->config();
+    const double tokens = static_cast<double>(b * t);
+    const double flops = 4 * non_embedding_params(c) * tokens + 12.0 * c.num_hidden_layers * c.num_attention_heads * c.head_dim * t * tokens;
+    const double step = median(times);
+    print({{"bench", "sft"}, {"shape", *shape}, {"batch", b}, {"seq", t}, {"median_step_s", step}, {"tokens_per_s", tokens / step},
+           {"peak_rss_mib", peak_rss_mib()}, {"achieved_gflops", flops / step / 1e9}, {"matmul_gflops", gflops},
+           {"fraction_of_matmul_peak", flops / step / 1e9 / gflops}, {"threads", configure_threads().describe()}},
+          *json);
+  });
+
+  auto* gspo = bench.add_subcommand("gspo", "One GSPO step: 2 prompts × 8 generations, 32 + 64 tokens, LoRA r 8");
+  add_shape_and_json(gspo, *shape, *json);
+  gspo->callback([shape, json] {
+    const double gflops = matmul_gflops();
+    auto m = bench_model(*shape, 8);
+    config::TrainingArgs ta;
+    recipes::Optimization opt(lora::trainable_parameters(*m), ta, 100);
+    auto policy = rl::make_policy_loss("gspo");
+    rl::PolicyLossConfig pc;
+    pc.loss_type = "grpo";
+    pc.epsilon_low = 3e-4, pc.epsilon_high = 4e-4;
+    std::vector<double> gen_t, lp_t, opt_t;
+    for (int i = 0; i < 4; ++i) {
+      auto prompts = torch::randint(0, 256, {2, 32}, torch::kInt64).repeat_interleave(8, 0);
+      auto pmask = torch::ones_like(prompts);
+      model::SamplingConfig sc;
+      sc.do_sample = true;
+      sc.max_new_tokens = 64;
+      auto s = Clock::now();
+      m->eval();
+      auto out = model::generate(*m, prompts, pmask, sc, at::detail::createCPUGenerator(i));
+      m->train();
+      const double g = seconds_since(s);
+      s = Clock::now();
+      model::ForwardOptions fo;
+      fo.attention_mask = torch::cat({pmask, out.completion_mask}, 1);
+      auto hidden = m->hidden_states(torch::cat({prompts, out.completion_ids}, 1), fo);
+      auto logits = m->lm_logits(hidden.narrow(1, 31, 64));
+      auto logp = rl::selective_log_softmax(logits, out.completion_ids, 1.0);
+      auto adv = torch::randn({16});
+      auto loss = policy->compute({logp, logp.detach() + 0.01, {}, adv, out.completion_mask.to(torch::kFloat32)}, pc).loss;
+      loss.backward();
+      const double lp = seconds_since(s);
+      s = Clock::now();
+      opt.step(i, loss.item<double>());
+      const double o = seconds_since(s);
+      if (i > 0) gen_t.push_back(g), lp_t.push_back(lp), opt_t.push_back(o);
+    }
+    const double g = median(gen_t), l = median(lp_t), o = median(opt_t);
+    print({{"bench", "gspo"}, {"shape", *shape}, {"generation_s", g}, {"logprob_forward_backward_s", l}, {"optimizer_s", o},
+           {"total_s", g + l + o}, {"generation_fraction", g / (g + l + o)}, {"matmul_gflops", gflops},
+           {"threads", configure_threads().describe()}},
+          *json);
+  });
+}
+
+}  // namespace gym::cli
