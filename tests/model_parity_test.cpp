@@ -8,6 +8,8 @@
 #include "gym/core/fs.h"
 #include "gym/model/generate.h"
 #include "gym/model/loader.h"
+#include "gym/model/score.h"
+#include "gym/lora/adapter.h"
 #include "model_test_util.h"
 
 namespace fs = std::filesystem;
@@ -33,6 +35,7 @@ void check_folder(const fs::path& dir) {
   const auto ref = nlohmann::json::parse(read_file(dir / "reference.json"));
   auto model = test::load_reference_model(dir);
   if (!model) return;   // skipped with a printed reason
+  if (fs::exists(dir / "adapter_config.json")) lora::load_adapter(**model, dir);   // a LoRA reference
   auto ids = test::to_tensor_2d(ref["input_ids"]);
   auto mask = test::to_tensor_2d(ref["attention_mask"]);
   model::ForwardOptions fo;
@@ -48,6 +51,11 @@ void check_folder(const fs::path& dir) {
       if (mask[b][t].item<int64_t>() == 1)
         worst = std::max(worst, (logits[b][t] - expected[b][t]).abs().max().item<double>());
   EXPECT_LE(worst, 1e-4) << "max |logit difference| on attended positions";
+  if (ref.contains("aux_loss")) {   // a Qwen3-MoE reference: the unscaled load-balancing loss with the mask
+    auto scored = model::score(**model, ids, mask, fo.position_ids);
+    ASSERT_TRUE(scored.aux_loss.has_value());
+    EXPECT_NEAR(*scored.aux_loss, ref["aux_loss"].get<double>(), 1e-5);
+  }
 
   auto logp = torch::log_softmax(logits.to(torch::kFloat64), -1);
   for (size_t b = 0; b < ref["logprobs"].size(); ++b)

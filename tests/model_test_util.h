@@ -38,6 +38,11 @@ inline torch::Tensor to_tensor_3d(const nlohmann::json& j) {
 // cannot run that kind of reference yet.
 inline std::optional<model::Qwen3ForCausalLM> load_reference_model(const std::filesystem::path& dir) {
   try {
+    // A LoRA reference folder may hold only the adapter; its base is the dense folder beside it.
+    if (!std::filesystem::exists(dir / "model.safetensors") && !std::filesystem::exists(dir / "model.safetensors.index.json"))
+      for (const auto& e : std::filesystem::directory_iterator(dir.parent_path()))
+        if (e.is_directory() && std::filesystem::exists(e.path() / "model.safetensors") && !std::filesystem::exists(e.path() / "adapter_config.json"))
+          return model::load_model(e.path(), torch::kFloat32);
     return model::load_model(dir, torch::kFloat32);
   } catch (const Error& e) {
     std::cout << "[ SKIPPED ] reference folder " << dir << ": " << e.what() << "\n";

@@ -25,6 +25,28 @@ torch::Tensor load_balancing_loss(const std::vector<torch::Tensor>& router_logit
   return (tokens_per_expert * router_prob_per_expert.unsqueeze(0)).sum() * num_experts;
 }
 
+std::map<std::string, double> expert_statistics(const std::vector<torch::Tensor>& router_logits, int64_t num_experts,
+                                                int64_t top_k, const torch::Tensor& attention_mask) {
+  torch::NoGradGuard ng;
+  double max_load = 0, min_load = 0, entropy = 0, idle = 0;
+  for (const auto& logits : router_logits) {
+    auto probs = torch::softmax(logits.to(torch::kFloat32), -1);                       // [N, E]
+    torch::Tensor keep = attention_mask.defined() ? attention_mask.reshape({-1}).to(torch::kBool)
+                                                  : torch::ones({probs.size(0)}, torch::kBool);
+    probs = probs.index_select(0, keep.nonzero().squeeze(1));
+    auto chosen = std::get<1>(probs.topk(top_k, -1)).reshape({-1});
+    auto counts = torch::bincount(chosen, {}, num_experts).to(torch::kFloat64);       // [E]
+    const double uniform = std::max(1.0, static_cast<double>(chosen.numel())) / static_cast<double>(num_experts);
+    max_load += counts.max().item<double>() / uniform;
+    min_load += counts.min().item<double>() / uniform;
+    idle += (counts == 0).sum().item<double>();
+    entropy += -(probs * torch::log(probs.clamp_min(1e-30))).sum(-1).mean().item<double>();
+  }
+  const double layers = std::max<double>(1.0, static_cast<double>(router_logits.size()));
+  return {{"moe/max_load", max_load / layers}, {"moe/min_load", min_load / layers},
+          {"moe/routing_entropy", entropy / layers}, {"moe/idle_experts", idle}};
+}
+
 ScoreResult score(Qwen3ForCausalLMImpl& model, const torch::Tensor& ids, const torch::Tensor& mask,
                   const torch::Tensor& position_ids) {
   torch::NoGradGuard guard;

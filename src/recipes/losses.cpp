@@ -24,8 +24,10 @@ LmLoss causal_lm_loss(model::Qwen3ForCausalLMImpl& model, const torch::Tensor& i
   out.loss = torch::nn::functional::cross_entropy(logits, targets.index_select(0, keep),
                                                   torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum)) /
              static_cast<double>(std::max<int64_t>(1, normaliser));
-  if (!router.empty())
+  if (!router.empty()) {
     out.aux_loss = model::load_balancing_loss(router, model.config().num_experts, model.config().num_experts_per_tok, mask);
+    out.expert_stats = model::expert_statistics(router, model.config().num_experts, model.config().num_experts_per_tok, mask);
+  }
   return out;
 }
 

@@ -7,6 +7,7 @@ namespace gym::recipes {
 struct LmLoss {
   torch::Tensor loss;       // scalar: Σ CE over labelled next-token pairs / normaliser
   torch::Tensor aux_loss;   // MoE load-balancing loss (with the mask); undefined for dense models
+  std::map<std::string, double> expert_stats;   // MoE router statistics (model::expert_statistics)
 };
 
 // input_ids/attention_mask/labels: [B, T]. normaliser: the number of labelled tokens of the whole

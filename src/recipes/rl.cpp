@@ -20,6 +20,7 @@
 #include "gym/recipes/train.h"
 #include "gym/rl/losses.h"
 #include "gym/rl/rewards.h"
+#include "recipes/moe_monitor.h"
 
 namespace gym::recipes {
 
@@ -39,7 +40,8 @@ struct Rollouts {
 
 // Per-token log-probs of the completion under the sampling temperature; rows [N, C].
 torch::Tensor completion_logprobs(model::Qwen3ForCausalLMImpl& m, const Rollouts& r, const torch::Tensor& rows, double temperature,
-                                  bool checkpointing, torch::Tensor* entropy = nullptr, torch::Tensor* aux_loss = nullptr) {
+                                  bool checkpointing, torch::Tensor* entropy = nullptr, torch::Tensor* aux_loss = nullptr,
+                                  std::map<std::string, double>* expert_stats = nullptr) {
   model::ForwardOptions fo;
   std::vector<torch::Tensor> router;
   if (aux_loss && m.config().is_moe()) fo.router_logits = &router;
@@ -50,8 +52,10 @@ torch::Tensor completion_logprobs(model::Qwen3ForCausalLMImpl& m, const Rollouts
   const int64_t c = r.completion_ids.size(1);
   auto logits = m.lm_logits(hidden.narrow(1, r.prompt_len - 1, c)).to(torch::kFloat32);   // [n, C, V]
   if (entropy) *entropy = rl::entropy_from_logits(logits.detach(), temperature);
-  if (!router.empty())
+  if (!router.empty()) {
     *aux_loss = model::load_balancing_loss(router, m.config().num_experts, m.config().num_experts_per_tok, fo.attention_mask);
+    if (expert_stats) *expert_stats = model::expert_statistics(router, m.config().num_experts, m.config().num_experts_per_tok, fo.attention_mask);
+  }
   return rl::selective_log_softmax(logits, r.completion_ids.index_select(0, rows), temperature);
 }
 
@@ -120,6 +124,7 @@ void run_rl(const config::ResolvedConfig& rc) {
                c.training.stage, prompts.size(), total_steps, prompts_per_round, g, micro_per_round, micro,
                off_policy ? "off-policy: old log-probs stored" : "on-policy", policy->name(), rl.loss_type);
 
+  ExpertCollapseMonitor collapse;
   const auto start = std::chrono::steady_clock::now();
   Rollouts r;
   int64_t micro_index = micro_per_round;   // forces a first round
@@ -201,7 +206,9 @@ void run_rl(const config::ResolvedConfig& rc) {
     const int64_t slice = micro_index % spg;
     auto rows = torch::arange(slice * micro, (slice + 1) * micro, torch::kInt64);
     torch::Tensor entropy, aux;
-    auto logp = completion_logprobs(*tm.model, r, rows, rl.temperature, c.training.gradient_checkpointing, &entropy, &aux);
+    std::map<std::string, double> moe_stats;
+    auto logp = completion_logprobs(*tm.model, r, rows, rl.temperature, c.training.gradient_checkpointing, &entropy, &aux, &moe_stats);
+    for (const auto& [k, v] : moe_stats) step_metrics[k] += v / static_cast<double>(accum);
     auto mask = r.completion_mask.index_select(0, rows).to(torch::kFloat32);
     rl::PolicyLossInput in{logp, r.old_logp.defined() ? r.old_logp.index_select(0, rows) : torch::Tensor(),
                            r.ref_logp.defined() ? r.ref_logp.index_select(0, rows) : torch::Tensor(), r.advantages.index_select(0, rows),
@@ -228,6 +235,7 @@ void run_rl(const config::ResolvedConfig& rc) {
     ++state.global_step;
     state.epoch = sampler.epoch();
     std::map<std::string, double> metrics = step_metrics;
+    if (tm.model->config().is_moe()) collapse.update(step_metrics, state.global_step);
     for (const auto& [k, v] : r.metrics) metrics[k] = v;
     metrics["loss"] = step_loss;
     metrics["lr"] = outcome.lr;

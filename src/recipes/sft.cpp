@@ -17,6 +17,7 @@
 #include "gym/recipes/train.h"
 #include "gym/lora/adapter.h"
 #include "recipes/losses.h"
+#include "recipes/moe_monitor.h"
 
 namespace gym::recipes {
 
@@ -64,6 +65,7 @@ void run_sft(const config::ResolvedConfig& rc) {
   const char* kill_env = std::getenv("GYM_TEST_SIGKILL_AFTER_STEP");
   const int64_t kill_after = kill_env ? std::atoll(kill_env) : -1;
 
+  ExpertCollapseMonitor collapse;
   const auto start = std::chrono::steady_clock::now();
   double loss_window = 0, aux_window = 0;
   int64_t window_steps = 0, tokens_window = 0, samples_seen = 0;
@@ -79,6 +81,7 @@ void run_sft(const config::ResolvedConfig& rc) {
       label_tokens += (micro.back().labels.narrow(1, 1, micro.back().labels.size(1) - 1) != -100).sum().item<int64_t>();
     }
     double step_loss = 0, step_aux = 0;
+    std::map<std::string, double> step_moe;
     for (auto& b : micro) {
       auto out = causal_lm_loss(*tm.model, b.input_ids, b.attention_mask, b.labels, label_tokens, c.training.gradient_checkpointing);
       torch::Tensor loss = out.loss;
@@ -87,6 +90,7 @@ void run_sft(const config::ResolvedConfig& rc) {
         step_aux += out.aux_loss.item<double>() / static_cast<double>(accum);
       }
       loss.backward();
+      for (const auto& [k, v] : out.expert_stats) step_moe[k] += v / static_cast<double>(accum);
       step_loss += out.loss.item<double>();
       tokens_window += b.num_tokens;
       state.tokens_seen += b.num_tokens;
@@ -108,7 +112,11 @@ void run_sft(const config::ResolvedConfig& rc) {
                                                {"tokens_per_second", secs > 0 ? tokens_window / secs : 0.0},
                                                {"total_tokens", static_cast<double>(state.tokens_seen)},
                                                {"skipped_steps", static_cast<double>(opt.skipped_steps())}};
-      if (tm.model->config().is_moe()) metrics["aux_loss"] = window_steps ? aux_window / window_steps : NAN;
+      if (tm.model->config().is_moe()) {
+        metrics["aux_loss"] = window_steps ? aux_window / window_steps : NAN;
+        for (const auto& [k, v] : step_moe) metrics[k] = v;
+        collapse.update(step_moe, state.global_step);
+      }
       log.log(state.global_step, state.epoch, metrics);
       const double elapsed = log.elapsed_seconds();
       progress.update(state.global_step, metrics, elapsed,
