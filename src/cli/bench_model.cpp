@@ -142,6 +142,36 @@ void add_bench_model(CLI::App& bench) {
           *json);
   });
 
+  auto* moe = bench.add_subcommand("moe", "The MoE layer (tokens grouped by expert) against a dense MLP of the same active size");
+  add_shape_and_json(moe, *shape, *json);
+  moe->callback([shape, json] {
+    const double gflops = matmul_gflops();
+    auto c = model::preset_arch("qwen3_moe", *shape);
+    c.num_experts = 64;
+    c.num_experts_per_tok = 8;
+    nn::SparseMoe layer(c);
+    nn::MLP dense(c.hidden_size, c.moe_intermediate_size * c.num_experts_per_tok);   // same active parameters
+    torch::NoGradGuard ng;
+    nlohmann::json rows = nlohmann::json::array();
+    for (int64_t tokens : {256, 1024, 4096}) {
+      auto x = torch::randn({1, tokens, c.hidden_size});
+      std::vector<double> tm, td;
+      for (int i = 0; i < 4; ++i) {
+        auto s = Clock::now();
+        (void)layer(x);
+        if (i) tm.push_back(seconds_since(s));
+        s = Clock::now();
+        (void)dense(x);
+        if (i) td.push_back(seconds_since(s));
+      }
+      rows.push_back({{"tokens", tokens}, {"moe_ms", median(tm) * 1e3}, {"dense_same_active_ms", median(td) * 1e3},
+                      {"moe_over_dense", median(tm) / median(td)}});
+    }
+    print({{"bench", "moe"}, {"shape", *shape}, {"experts", c.num_experts}, {"top_k", c.num_experts_per_tok}, {"rows", rows},
+           {"matmul_gflops", gflops}, {"threads", configure_threads().describe()}},
+          *json);
+  });
+
   auto* gspo = bench.add_subcommand("gspo", "One GSPO step: 2 prompts × 8 generations, 32 + 64 tokens, LoRA r 8");
   add_shape_and_json(gspo, *shape, *json);
   gspo->callback([shape, json] {

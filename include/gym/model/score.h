@@ -20,4 +20,11 @@ ScoreResult score(Qwen3ForCausalLMImpl& model, const torch::Tensor& input_ids, c
 torch::Tensor load_balancing_loss(const std::vector<torch::Tensor>& router_logits, int64_t num_experts, int64_t top_k,
                                   const torch::Tensor& attention_mask = {});
 
+// Router statistics averaged over MoE layers, over unmasked tokens: moe/max_load and
+// moe/min_load (the busiest and idlest expert's share of routed slots relative to uniform: 1 =
+// balanced), moe/routing_entropy (nats, of the softmax over experts) and moe/idle_experts (the
+// number of (layer, expert) pairs that got no token).
+std::map<std::string, double> expert_statistics(const std::vector<torch::Tensor>& router_logits, int64_t num_experts,
+                                                int64_t top_k, const torch::Tensor& attention_mask = {});
+
 }  // namespace gym::model
