@@ -114,7 +114,7 @@ TEST(RlEndToEnd, GspoLearnsOnTheArithmeticSet) {
 TEST(RlEndToEnd, GrpoWithKlAndOffPolicyMoeRunThroughTheSameLoop) {
   const auto grpo = out_dir("grpo"), moe = out_dir("moe");
   auto r = test::run_gym("train " + kTiny + "/grpo_tiny.yaml --output_dir " + grpo.string() +
-                         " --adapter_name_or_path null --max_steps 6 --per_device_train_batch_size 16 --logging_steps 1");
+                         " --adapter_name_or_path null --max_steps 6 --per_device_train_batch_size 16 --logging_steps 1 --num_iterations 2");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto log = read_log(grpo);
   ASSERT_EQ(log.size(), 6u);
@@ -125,6 +125,8 @@ TEST(RlEndToEnd, GrpoWithKlAndOffPolicyMoeRunThroughTheSameLoop) {
   log = read_log(moe);
   ASSERT_EQ(log.size(), 6u);
   EXPECT_TRUE(log.back().contains("aux_loss"));
+  for (const char* k : {"moe/max_load", "moe/min_load", "moe/routing_entropy", "moe/idle_experts"})
+    EXPECT_TRUE(log.back().contains(k)) << k;
   EXPECT_GT(log.back()["aux_loss"].get<double>(), 0.0);
   // LoRA on the MoE router and experts, saved under PEFT names
   const std::string st = read_file(moe / "adapter_model.safetensors");

@@ -17,6 +17,13 @@ using namespace gym;
 namespace {
 const std::string kConfig = (source_dir() / "configs" / "tiny" / "sft_tiny.yaml").string();
 
+fs::path tests_tiny_model() {
+  config::ModelArgs a;
+  a.model_name_or_path = "tiny-qwen3";
+  a.create_model_preset = "tiny";
+  return recipes::resolve_or_create_model(a);
+}
+
 fs::path out_dir(const std::string& name) {
   auto d = fs::temp_directory_path() / ("gym_sft_" + name);
   fs::remove_all(d);
@@ -124,4 +131,26 @@ TEST(Sft, FullFineTuningWritesAModel) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(fs::exists(out / "model.safetensors"));
   EXPECT_NO_THROW(model::load_model(out));
+}
+
+TEST(Sft, GradientCheckpointingGivesTheSameGradients) {
+  auto m = model::load_model(tests_tiny_model());
+  config::LoraArgs la;
+  la.rank = 4;
+  la.alpha = 8;
+  torch::manual_seed(0);
+  lora::inject(*m, la);
+  for (auto& item : m->named_parameters())
+    if (item.key().find("lora_B") != std::string::npos) torch::NoGradGuard(), item.value().data().normal_(0, 0.1);
+  m->train();
+  auto ids = torch::randint(0, 256, {2, 12}, torch::kInt64);
+  std::vector<torch::Tensor> grads[2];
+  for (int gc = 0; gc < 2; ++gc) {
+    model::ForwardOptions fo;
+    fo.gradient_checkpointing = gc == 1;
+    m->forward(ids, fo).pow(2).mean().backward();
+    for (auto& p : lora::trainable_parameters(*m)) grads[gc].push_back(p.second.grad().clone()), p.second.mutable_grad().zero_();
+  }
+  ASSERT_EQ(grads[0].size(), grads[1].size());
+  for (size_t i = 0; i < grads[0].size(); ++i) EXPECT_LE((grads[0][i] - grads[1][i]).abs().max().item<double>(), 1e-6);
 }

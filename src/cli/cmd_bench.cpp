@@ -9,6 +9,7 @@ void add_bench_command(CLI::App& app) {
   bench->require_subcommand(1);
   add_bench_threads(*bench);
   add_bench_model(*bench);
+  add_bench_tokenizer(*bench);
 }
 
 }  // namespace gym::cli
