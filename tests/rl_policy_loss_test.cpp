@@ -88,7 +88,7 @@ TEST(RlPolicyLossVectors, EveryTrlCaseMatchesLossWeightsGradientsAndAdvantages) 
     EXPECT_LE(max_abs(out.importance_weight, tensor_of(c["importance_weight"])), 1e-6);
     EXPECT_LE(max_abs(logits.grad(), tensor_of(c["grad_logits"])), 1e-6);
     for (const auto& [k, val] : out.metrics)
-      if (c["metrics"].contains(k)) EXPECT_NEAR(val, c["metrics"][k].get<double>(), 1e-6) << k;
+      if (c["metrics"].contains(k)) { EXPECT_NEAR(val, c["metrics"][k].get<double>(), 1e-6) << k; }
     ++checked;
   }
   EXPECT_EQ(checked, 19);
