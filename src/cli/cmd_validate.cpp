@@ -4,8 +4,36 @@
 #include "cli/commands.h"
 #include "cli/train_summary.h"
 #include "gym/config/config.h"
+#include "gym/io/hf_dir.h"
+#include "gym/model/config.h"
+#include "gym/core/error.h"
+#include "gym/core/fs.h"
+#include "gym/recipes/memory.h"
 
 namespace gym::cli {
+
+namespace {
+// The architecture: the model's config.json when it is reachable, else a created preset's shape.
+std::string memory_summary(const config::TrainConfig& c) {
+  std::optional<model::ArchConfig> arch;
+  try {
+    if (!c.model.create_model_preset.empty()) arch = model::preset_arch(c.model.create_model_arch, c.model.create_model_preset);
+    else arch = model::load_arch_config(io::resolve_model_dir(c.model.model_name_or_path));
+  } catch (const Error&) {
+    // The presets ship their base model's published config.json (models/<preset>/config.json).
+    for (const auto& e : std::filesystem::directory_iterator(source_dir() / "models")) {
+      const auto path = e.path() / "config.json";
+      if (!std::filesystem::exists(path)) continue;
+      const auto j = nlohmann::json::parse(read_file(path), nullptr, false);
+      if (!j.is_discarded() && j.value("_name_or_path", "") == c.model.model_name_or_path) {
+        return "# memory estimate from " + path.string() + "\n" + recipes::estimate_memory(c, model::parse_arch_config(j, path.string())).table();
+      }
+    }
+    return "# memory estimate: needs the model's config.json (not found locally)\n";
+  }
+  return recipes::estimate_memory(c, *arch).table();
+}
+}  // namespace
 
 void add_validate_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("validate", "Check a config and print it fully resolved, with each value's origin");
@@ -15,6 +43,7 @@ void add_validate_command(CLI::App& app) {
   cmd->callback([cmd, file] {
     const auto rc = config::load_config(*file, cmd->remaining());
     std::cout << "# gym validate " << *file << "\n" << rc.to_yaml_with_origins() << "\n" << train_summary(rc);
+    std::cout << memory_summary(rc.config);
     std::cout << "config OK\n";
   });
 

@@ -38,8 +38,9 @@ TrainModel setup_model(const config::TrainConfig& c) {
   tm.base_name = c.model.model_name_or_path;
   tm.dtype = c.training.bf16 ? torch::kBFloat16 : torch::kFloat32;
   tm.tokenizer = tokenizer::Tokenizer::from_dir(tm.model_dir);
-  if (c.quant.bits == 4) runtime_error("quantization_bit 4 (QLoRA) is not available in this build yet");
-  tm.model = model::load_model(tm.model_dir, tm.dtype);
+  if (c.quant.bits == 4 && c.quant.type != "nf4") config_error("quantization_type '{}' is not supported yet (nf4)", c.quant.type);
+  model::QuantLoad ql{c.quant.bits, c.quant.blocksize, c.quant.double_quantization};
+  tm.model = model::load_model(tm.model_dir, tm.dtype, ql);
   tm.lora = c.lora.finetuning_type == "lora";
   if (tm.lora) {
     torch::manual_seed(static_cast<uint64_t>(c.training.seed));

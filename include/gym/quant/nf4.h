@@ -3,6 +3,9 @@
 #pragma once
 #include <torch/types.h>
 
+#include <functional>
+#include <map>
+
 #include <string>
 #include <vector>
 
@@ -40,5 +43,21 @@ double nf4_bits_per_param(int64_t numel, int64_t blocksize, bool double_quant);
 
 // The quant_state.bitsandbytes__nf4 JSON text as bitsandbytes' QuantState.as_dict(packed=True) writes it.
 std::string quant_state_json(const Nf4Weight& q, const std::string& dtype = "float32");
+
+}  // namespace gym::quant
+
+namespace gym::quant {
+
+// x · dequant(W)ᵀ in x's dtype for a frozen 4-bit weight. The autograd function saves only the
+// packed weight (by reference) and re-dequantizes in backward: grad_x = grad · dequant(W); the
+// weight gets no gradient and no float copy of it outlives the call.
+torch::Tensor nf4_linear(const torch::Tensor& x, const Nf4Weight& w);
+
+// bitsandbytes' serialized tensors of one weight P: P (packed), P.absmax, P.quant_map,
+// P.nested_absmax, P.nested_quant_map, P.quant_state.bitsandbytes__nf4.
+std::map<std::string, torch::Tensor> nf4_to_bnb_tensors(const std::string& weight_name, const Nf4Weight& w);
+// Reads them back (`get` returns an undefined tensor when a name is absent), validating the
+// quant type, shape and blocksize against the data; errors name the tensor.
+Nf4Weight nf4_from_bnb_tensors(const std::string& weight_name, const std::function<torch::Tensor(const std::string&)>& get);
 
 }  // namespace gym::quant

@@ -1,0 +1,86 @@
+#include <torch/autograd.h>
+#include <torch/nn/functional/linear.h>
+
+#include "gym/core/error.h"
+#include "gym/quant/nf4.h"
+#include "quant/tables.h"
+
+namespace gym::quant {
+
+namespace {
+
+struct Nf4LinearFunction : public torch::autograd::Function<Nf4LinearFunction> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, torch::Tensor x, int64_t weight_ptr) {
+    ctx->saved_data["w"] = weight_ptr;
+    const auto& w = *reinterpret_cast<const Nf4Weight*>(weight_ptr);
+    return torch::nn::functional::linear(x, dequantize_nf4(w, x.scalar_type()));
+  }
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::tensor_list grads) {
+    const auto& w = *reinterpret_cast<const Nf4Weight*>(ctx->saved_data["w"].toInt());
+    return {torch::matmul(grads[0], dequantize_nf4(w, grads[0].scalar_type())), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+torch::Tensor nf4_linear(const torch::Tensor& x, const Nf4Weight& w) {
+  return Nf4LinearFunction::apply(x, reinterpret_cast<int64_t>(&w));
+}
+
+std::map<std::string, torch::Tensor> nf4_to_bnb_tensors(const std::string& p, const Nf4Weight& w) {
+  std::map<std::string, torch::Tensor> t;
+  t[p] = w.packed;
+  t[p + ".quant_map"] = torch::from_blob(const_cast<float*>(kNf4Code.data()), {16}, torch::kFloat32).clone();
+  if (w.double_quant) {
+    t[p + ".absmax"] = w.nested.codes;
+    t[p + ".nested_absmax"] = w.nested.absmax;
+    t[p + ".nested_quant_map"] = torch::from_blob(const_cast<float*>(kDynamicMapSigned.data()), {256}, torch::kFloat32).clone();
+  } else {
+    t[p + ".absmax"] = w.absmax;
+  }
+  const std::string js = quant_state_json(w);
+  t[p + ".quant_state.bitsandbytes__nf4"] = torch::from_blob(const_cast<char*>(js.data()), {static_cast<int64_t>(js.size())}, torch::kUInt8).clone();
+  return t;
+}
+
+Nf4Weight nf4_from_bnb_tensors(const std::string& p, const std::function<torch::Tensor(const std::string&)>& get) {
+  auto state = get(p + ".quant_state.bitsandbytes__nf4");
+  if (!state.defined()) {
+    if (get(p + ".quant_state.bitsandbytes__fp4").defined()) config_error("tensor '{}': fp4 4-bit weights are not supported (nf4 only)", p);
+    config_error("tensor '{}': no {}.quant_state.bitsandbytes__nf4 (not a bitsandbytes 4-bit weight)", p, p);
+  }
+  auto bytes = state.to(torch::kUInt8).contiguous();
+  const std::string text(reinterpret_cast<const char*>(bytes.data_ptr<uint8_t>()), static_cast<size_t>(bytes.numel()));
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) config_error("tensor '{}': quant_state is not JSON", p);
+  if (j.value("quant_type", "") != "nf4") config_error("tensor '{}': quant_type '{}' is not supported (nf4)", p, j.value("quant_type", ""));
+  Nf4Weight w;
+  w.blocksize = j.value("blocksize", int64_t{64});
+  w.shape = j.value("shape", std::vector<int64_t>{});
+  w.packed = get(p);
+  if (!w.packed.defined()) config_error("tensor '{}' is missing", p);
+  const int64_t n = w.numel();
+  if (w.shape.empty() || w.packed.numel() != (n + 1) / 2)
+    config_error("tensor '{}': quant_state shape [{}] needs {} packed bytes but the tensor holds {}", p, fmt::join(w.shape, ", "),
+                 (n + 1) / 2, w.packed.numel());
+  const int64_t blocks = (n + w.blocksize - 1) / w.blocksize;
+  auto absmax = get(p + ".absmax");
+  if (!absmax.defined() || absmax.numel() != blocks)
+    config_error("tensor '{}': absmax holds {} values but shape and blocksize {} need {}", p, absmax.defined() ? absmax.numel() : 0,
+                 w.blocksize, blocks);
+  if (j.contains("nested_blocksize")) {
+    w.double_quant = true;
+    w.nested.codes = absmax.to(torch::kUInt8).reshape({-1});
+    w.nested.absmax = get(p + ".nested_absmax").to(torch::kFloat32).reshape({-1});
+    w.nested.blocksize = j["nested_blocksize"].get<int64_t>();
+    w.nested_offset = j.value("nested_offset", 0.0f);
+    if (w.nested.absmax.numel() != (blocks + w.nested.blocksize - 1) / w.nested.blocksize)
+      config_error("tensor '{}': nested_absmax size does not match nested_blocksize {}", p, w.nested.blocksize);
+  } else {
+    w.absmax = absmax.to(torch::kFloat32).reshape({-1});
+  }
+  w.packed = w.packed.to(torch::kUInt8).reshape({-1, 1});
+  return w;
+}
+
+}  // namespace gym::quant

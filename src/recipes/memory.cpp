@@ -1,0 +1,85 @@
+#include "gym/recipes/memory.h"
+
+#include <fmt/format.h>
+
+#include "gym/lora/targets.h"
+#include "gym/quant/nf4.h"
+
+namespace gym::recipes {
+
+namespace {
+std::string gib(double b) { return fmt::format("{:.3f} GiB", b / (1024.0 * 1024 * 1024)); }
+}  // namespace
+
+MemoryEstimate estimate_memory(const config::TrainConfig& c, const model::ArchConfig& a) {
+  MemoryEstimate m;
+  const double dtype_bytes = c.training.bf16 ? 2 : (a.torch_dtype == "float32" ? 4 : 2);
+  const double h = a.hidden_size, d = a.head_dim;
+  struct Lin {
+    std::string name;
+    double in, out;
+    bool router;
+  };
+  std::vector<Lin> lins;
+  for (int64_t i = 0; i < a.num_hidden_layers; ++i) {
+    const std::string p = "model.layers." + std::to_string(i);
+    lins.push_back({p + ".self_attn.q_proj", h, a.num_attention_heads * d, false});
+    lins.push_back({p + ".self_attn.k_proj", h, a.num_key_value_heads * d, false});
+    lins.push_back({p + ".self_attn.v_proj", h, a.num_key_value_heads * d, false});
+    lins.push_back({p + ".self_attn.o_proj", a.num_attention_heads * d, h, false});
+    const bool moe = a.is_moe_layer(i);
+    const int64_t experts = moe ? a.num_experts : 1;
+    const double inter = moe ? a.moe_intermediate_size : a.intermediate_size;
+    for (int64_t e = 0; e < experts; ++e) {
+      const std::string q = moe ? p + ".mlp.experts." + std::to_string(e) : p + ".mlp";
+      lins.push_back({q + ".gate_proj", h, inter, false});
+      lins.push_back({q + ".up_proj", h, inter, false});
+      lins.push_back({q + ".down_proj", inter, h, false});
+    }
+    if (moe) lins.push_back({p + ".mlp.gate", h, static_cast<double>(a.num_experts), true});
+  }
+  const double embed = a.vocab_size * h * (a.tie_word_embeddings ? 1 : 2);
+  const double norms = a.num_hidden_layers * (2 * h + 2 * d) + h;
+  const bool four_bit = c.quant.bits == 4;
+  m.bits_per_quantized_param = four_bit ? quant::nf4_bits_per_param(4096 * 4096, c.quant.blocksize, c.quant.double_quantization) : 0;
+  m.weights_bytes = (embed + norms) * dtype_bytes;
+  const bool lora = c.lora.finetuning_type == "lora";
+  for (const auto& l : lins) {
+    const double n = l.in * l.out;
+    if (four_bit && !l.router) {
+      m.quantized_params += n;
+      m.weights_bytes += n * m.bits_per_quantized_param / 8;
+    } else {
+      m.weights_bytes += n * dtype_bytes;
+    }
+    if (lora && lora::is_target(l.name, c.lora.target, l.router)) m.trainable_params += c.lora.rank * (l.in + l.out);
+  }
+  if (!lora) m.trainable_params = embed + norms + [&] { double s = 0; for (const auto& l : lins) s += l.in * l.out; return s; }();
+  m.adapter_bytes = lora ? m.trainable_params * 4 : 0;   // full FT trains the weights themselves
+  m.gradient_bytes = m.trainable_params * 4;
+  m.optimizer_bytes = m.trainable_params * 8;
+  const double tokens = static_cast<double>(c.training.per_device_train_batch_size) *
+                        (c.is_rl() ? c.rl.max_prompt_length + c.rl.max_completion_length : c.data.cutoff_len);
+  // Per layer and token ≈ 34·H bytes (attention and MLP inputs/outputs) plus the MLP's 3 × intermediate
+  // (fp32 here: ×2 of bf16 figures); with checkpointing only each layer's input stays, plus one layer.
+  const double inter = a.is_moe() ? a.moe_intermediate_size * a.num_experts_per_tok : a.intermediate_size;
+  const double per_layer = tokens * (17 * h + 3 * inter) * dtype_bytes;
+  m.activation_bytes = c.training.gradient_checkpointing ? tokens * h * dtype_bytes * a.num_hidden_layers + per_layer
+                                                         : per_layer * a.num_hidden_layers;
+  m.activation_bytes += tokens * a.vocab_size * 4 * (c.is_rl() ? 1.0 : 0.0);   // RL log-probs over the vocabulary
+  return m;
+}
+
+std::string MemoryEstimate::table() const {
+  std::string s = "# memory estimate (per process)\n";
+  s += fmt::format("#   base weights      {:>14}{}\n", gib(weights_bytes),
+                   quantized_params > 0 ? fmt::format("  ({:.3f} bits per 4-bit parameter, {:.0f} quantized)", bits_per_quantized_param, quantized_params) : "");
+  s += fmt::format("#   trainable         {:>14}  ({:.0f} parameters)\n", gib(adapter_bytes), trainable_params);
+  s += fmt::format("#   gradients         {:>14}\n", gib(gradient_bytes));
+  s += fmt::format("#   optimizer (AdamW) {:>14}\n", gib(optimizer_bytes));
+  s += fmt::format("#   activations       {:>14}  (one micro-batch)\n", gib(activation_bytes));
+  s += fmt::format("#   total             {:>14}\n", gib(total()));
+  return s;
+}
+
+}  // namespace gym::recipes
