@@ -10,6 +10,7 @@ void add_bench_command(CLI::App& app) {
   add_bench_threads(*bench);
   add_bench_model(*bench);
   add_bench_tokenizer(*bench);
+  add_bench_nf4(*bench);
 }
 
 }  // namespace gym::cli
