@@ -7,6 +7,8 @@
 #include "gym/io/safetensors.h"
 #include "gym/quant/nf4.h"
 
+#include <malloc.h>
+
 namespace gym::model {
 
 namespace {
@@ -100,6 +102,8 @@ Qwen3ForCausalLM load_model(const std::filesystem::path& dir, torch::Dtype dtype
     param.copy_(tensors.load(name).to(dtype));
     used.insert(name);
   }
+  // Quantizing layer by layer leaves freed float32 buffers in the allocator: return them.
+  if (quant.bits == 4 || prequantized) malloc_trim(0);
   std::vector<std::string> unexpected;
   for (const auto& n : tensors.names()) {
     if (used.count(n)) continue;

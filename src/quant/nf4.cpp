@@ -82,7 +82,7 @@ Nf4Weight quantize_nf4(const torch::Tensor& w, int64_t blocksize, bool double_qu
   auto flat = w.detach().to(torch::kFloat32).contiguous().reshape({-1});
   auto [scaled, absmax] = scale_blocks(flat, blocksize);
   static const auto mid = midpoints(table(kNf4Code.data(), 16));
-  auto codes = torch::bucketize(scaled, mid, false, false).to(torch::kUInt8);   // ties take the lower code
+  auto codes = torch::bucketize(scaled, mid, /*out_int32=*/true, false).to(torch::kUInt8);   // ties take the lower code
   if (codes.numel() % 2 == 1) codes = torch::cat({codes, torch::full({1}, 7, torch::kUInt8)});   // pad: 0.0 → code 7
   auto pairs = codes.view({-1, 2});
   q.packed = (pairs.select(1, 0) * 16 + pairs.select(1, 1)).to(torch::kUInt8).view({-1, 1});
