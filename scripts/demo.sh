@@ -6,7 +6,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$here/scripts/setup.sh"
 bash "$here/scripts/build.sh"
 cd "$here"
-# 1) LoRA SFT of a tiny Qwen3 (created on first use) on the shipped arithmetic set (~15 s),
-# 2) GSPO continuing that adapter with the accuracy reward, printing the reward rising (~1 min).
-./build/gym train configs/tiny/sft_tiny.yaml
+# GSPO on a tiny Qwen3 (created on first use) with the accuracy reward, printing the reward
+# rising (~1 min); its SFT warm start (configs/tiny/sft_tiny.yaml, ~15 s) runs first when
+# outputs/sft_tiny does not exist yet.
 ./build/gym train configs/tiny/gspo_tiny.yaml "$@"

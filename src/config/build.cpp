@@ -165,6 +165,7 @@ TrainConfig build_config(Values& v, std::vector<std::string>& warnings) {
   m.create_model_preset = v.get_string("create_model_preset");
   m.create_model_arch = v.get_string("create_model_arch");
   m.create_model_seed = v.get_int("create_model_seed");
+  m.adapter_warm_start = v.get_string("adapter_warm_start");
 
   auto& l = c.lora;
   l.finetuning_type = v.get_string("finetuning_type");

@@ -198,6 +198,8 @@ ResolvedConfig finish(Reader& r) {
     r.values.set("deepspeed", YAML::Node(path), r.values.get("deepspeed").origin);
     zero_stage = apply_deepspeed(path, r.values, warnings);
   }
+  if (const std::string ws = r.values.get_string("adapter_warm_start"); !ws.empty())
+    r.values.set("adapter_warm_start", YAML::Node(resolve_path(ws, r.files)), r.values.get("adapter_warm_start").origin);
   const std::string dir = r.values.get_string("dataset_dir");
   r.values.set("dataset_dir", YAML::Node(resolve_path(dir, r.files)), r.values.get("dataset_dir").origin);
   out.config = build_config(r.values, warnings);

@@ -18,6 +18,7 @@ const std::vector<KeyDef>& key_table() {
       {"create_model_preset", "model", K::String, "null", "gym extension: when model_name_or_path does not exist, create a random model of this preset there (tiny, small, qwen-like) with a byte-level tokenizer."},
       {"create_model_arch", "model", K::String, "qwen3", "Architecture for create_model_preset: qwen3 or qwen3_moe."},
       {"create_model_seed", "model", K::Int, "0", "Seed of the created model's random weights."},
+      {"adapter_warm_start", "model", K::String, "null", "gym extension: a config (path relative to this file) that trains adapter_name_or_path first when that folder does not exist yet (e.g. an SFT warm start before GSPO)."},
       // method
       {"stage", "method", K::String, "sft", "Training stage: sft, grpo or gspo."},
       {"finetuning_type", "method", K::String, "lora", "lora (adapters on a frozen base) or full (all weights)."},

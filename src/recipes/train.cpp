@@ -5,6 +5,8 @@
 #include "gym/core/error.h"
 #include "gym/core/fs.h"
 
+#include <filesystem>
+
 namespace gym::recipes {
 
 void run_training(const config::ResolvedConfig& rc) {
@@ -13,6 +15,12 @@ void run_training(const config::ResolvedConfig& rc) {
   if (c.data.dataset.empty()) config_error("dataset is not set: gym train needs at least one dataset");
   if (c.output.output_dir.empty()) config_error("output_dir is not set: gym train needs somewhere to write");
   if (c.training.fp16) config_error("fp16 is not supported on this build (CPU); use bf16: true or float32");
+  // A missing adapter that another config trains (e.g. the SFT warm start of a GSPO run): train it first.
+  if (!c.model.adapter_name_or_path.empty() && !c.model.adapter_warm_start.empty() &&
+      !std::filesystem::exists(std::filesystem::path(c.model.adapter_name_or_path) / "adapter_config.json")) {
+    spdlog::info("adapter {} does not exist yet: training it with {} first", c.model.adapter_name_or_path, c.model.adapter_warm_start);
+    run_training(config::load_config(c.model.adapter_warm_start, {"--output_dir", c.model.adapter_name_or_path}));
+  }
   if (c.training.stage == "sft") return run_sft(rc);
   return run_rl(rc);
 }

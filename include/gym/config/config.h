@@ -18,6 +18,7 @@ struct ModelArgs {
   std::string create_model_preset;             // create the base model on first use (tiny, ...)
   std::string create_model_arch = "qwen3";
   int64_t create_model_seed = 0;
+  std::string adapter_warm_start;              // config that produces adapter_name_or_path if missing
 };
 
 struct LoraArgs {
