@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "gym/model/qwen3.h"
+#include "gym/model/family.h"
 #include "gym/model/loader.h"
 #include "gym/model/score.h"
 #include "gym/nn/layers.h"
@@ -26,7 +26,7 @@ TEST(Moe, LayersFollowSparseStepAndMlpOnlyLayersWithHfNames) {
   EXPECT_FALSE(c.is_moe_layer(0));   // (i + 1) % step == 0
   EXPECT_TRUE(c.is_moe_layer(1));
   c = tiny_moe();
-  model::Qwen3ForCausalLM m(c);
+  auto m = model::build_model(c);
   auto names = m->named_parameters().keys();
   auto has = [&](const std::string& n) { return std::find(names.begin(), names.end(), n) != names.end(); };
   EXPECT_TRUE(has("model.layers.0.mlp.gate.weight"));
@@ -38,7 +38,10 @@ TEST(Moe, LayersFollowSparseStepAndMlpOnlyLayersWithHfNames) {
 TEST(Moe, GroupedDispatchEqualsAPerTokenReference) {
   auto c = tiny_moe();
   torch::manual_seed(1);
-  nn::SparseMoe moe(c);
+  nn::MoeOptions mo;
+  mo.hidden = c.hidden_size, mo.num_experts = c.num_experts, mo.top_k = c.num_experts_per_tok;
+  mo.expert_intermediate = c.moe_intermediate_size, mo.norm_topk_prob = true;
+  nn::SparseMoe moe(mo);
   for (auto& p : moe->parameters()) torch::NoGradGuard(), p.data().normal_(0, 0.2);
   auto x = torch::randn({2, 5, c.hidden_size});
   torch::NoGradGuard ng;

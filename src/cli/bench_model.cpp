@@ -9,8 +9,10 @@
 #include "gym/config/config.h"
 #include "gym/core/threads.h"
 #include "gym/lora/adapter.h"
+#include "gym/model/family.h"
 #include "gym/model/generate.h"
 #include "gym/model/loader.h"
+#include "gym/nn/layers.h"
 #include "gym/recipes/optimization.h"
 #include "gym/rl/losses.h"
 #include "recipes/losses.h"
@@ -46,9 +48,19 @@ double peak_rss_mib() {
   return static_cast<double>(ru.ru_maxrss) / 1024.0;
 }
 
-model::Qwen3ForCausalLM bench_model(const std::string& shape, int64_t lora_rank) {
-  auto cfg = model::preset_arch("qwen3", shape);
-  model::Qwen3ForCausalLM m(cfg, torch::TensorOptions().dtype(torch::kFloat32));
+// A shape is a preset of qwen3 (tiny, small, qwen-like) or "<family>-<preset>" of another family
+// (next-small: qwen3_next, omni-small: qwen3_omni_moe, moe-small: qwen3_moe).
+model::ArchConfig bench_arch(const std::string& shape) {
+  const auto dash = shape.find('-');
+  const std::string head = dash == std::string::npos ? "" : shape.substr(0, dash);
+  if (head == "next") return model::preset_arch("qwen3_next", shape.substr(dash + 1));
+  if (head == "omni") return model::preset_arch("qwen3_omni_moe", shape.substr(dash + 1));
+  if (head == "moe") return model::preset_arch("qwen3_moe", shape.substr(dash + 1));
+  return model::preset_arch("qwen3", shape);
+}
+
+model::CausalLM bench_model(const std::string& shape, int64_t lora_rank) {
+  auto m = model::build_model(bench_arch(shape), torch::TensorOptions().dtype(torch::kFloat32));
   model::init_random_weights(*m, 0);
   config::LoraArgs la;
   la.rank = lora_rank;
@@ -100,7 +112,9 @@ void add_bench_model(CLI::App& bench) {
       sc.max_new_tokens = 128;   // no stop ids: every sequence runs to the end
       torch::NoGradGuard ng;
       auto s = Clock::now();
-      (void)m->forward(prompt, {mask});
+      model::ForwardOptions fo;
+      fo.attention_mask = mask;
+      (void)m->forward(prompt, fo);
       const double prefill = seconds_since(s);
       s = Clock::now();
       model::generate(*m, prompt, mask, sc, at::detail::createCPUGenerator(0));
@@ -149,7 +163,10 @@ void add_bench_model(CLI::App& bench) {
     auto c = model::preset_arch("qwen3_moe", *shape);
     c.num_experts = 64;
     c.num_experts_per_tok = 8;
-    nn::SparseMoe layer(c);
+    nn::MoeOptions mo;
+    mo.hidden = c.hidden_size, mo.num_experts = c.num_experts, mo.top_k = c.num_experts_per_tok;
+    mo.expert_intermediate = c.moe_intermediate_size, mo.norm_topk_prob = c.norm_topk_prob;
+    nn::SparseMoe layer(mo);
     nn::MLP dense(c.hidden_size, c.moe_intermediate_size * c.num_experts_per_tok);   // same active parameters
     torch::NoGradGuard ng;
     nlohmann::json rows = nlohmann::json::array();
@@ -198,7 +215,7 @@ void add_bench_model(CLI::App& bench) {
       s = Clock::now();
       model::ForwardOptions fo;
       fo.attention_mask = torch::cat({pmask, out.completion_mask}, 1);
-      auto hidden = m->hidden_states(torch::cat({prompts, out.completion_ids}, 1), fo);
+      auto hidden = m->hidden_states(torch::cat({prompts, out.completion_ids}, 1), fo).hidden;
       auto logits = m->lm_logits(hidden.narrow(1, 31, 64));
       auto logp = rl::selective_log_softmax(logits, out.completion_ids, 1.0);
       auto adv = torch::randn({16});

@@ -1,8 +1,9 @@
-// gym create-model --arch qwen3|qwen3_moe --preset tiny|small|qwen-like --out DIR [--tokenizer DIR|bytes] [--seed N]
+// gym create-model --arch qwen3|qwen3_moe|qwen3_next|qwen3_omni_moe --preset tiny|small|qwen-like --out DIR [--tokenizer DIR|bytes] [--seed N]
 #include <iostream>
 
 #include "cli/commands.h"
 #include "gym/model/create.h"
+#include "gym/model/family.h"
 
 namespace gym::cli {
 
@@ -13,7 +14,7 @@ void add_create_model_command(CLI::App& app) {
   };
   auto a = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("create-model", "Write a complete Hugging Face checkpoint folder with random weights");
-  cmd->add_option("--arch", a->arch, "qwen3 or qwen3_moe")->check(CLI::IsMember({"qwen3", "qwen3_moe"}));
+  cmd->add_option("--arch", a->arch, "A model family: qwen3, qwen3_moe, qwen3_next or qwen3_omni_moe")->check(CLI::IsMember(model::model_family_names()));
   cmd->add_option("--preset", a->preset, "tiny, small or qwen-like")->check(CLI::IsMember({"tiny", "small", "qwen-like"}));
   cmd->add_option("--out", a->out, "Output folder")->required();
   cmd->add_option("--tokenizer", a->tokenizer, "'bytes' or a folder holding tokenizer.json to copy");

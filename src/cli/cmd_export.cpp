@@ -29,8 +29,9 @@ void add_export_command(CLI::App& app) {
     if (!a->adapter.empty()) lora::merge(*m);
     const auto dtype = a->dtype == "bfloat16" ? torch::kBFloat16 : torch::kFloat32;
     write_dir_atomic(a->out, [&](const std::filesystem::path& tmp) {
-      if (a->quantize.empty()) model::save_model(*m, tmp, dtype);
-      else model::save_model_bnb4(*m, tmp, dtype);
+      // Tensors that are not the text model's (MTP, audio/vision towers, talker) pass through unchanged.
+      if (a->quantize.empty()) model::save_model(*m, tmp, dtype, base_dir);
+      else model::save_model_bnb4(*m, tmp, dtype, base_dir);
       for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
         if (std::filesystem::exists(base_dir / f)) std::filesystem::copy_file(base_dir / f, tmp / f);
     });

@@ -51,7 +51,7 @@ void add_generate_command(CLI::App& app) {
     if (std::filesystem::exists(dir / "tokenizer.json")) tok = tokenizer::Tokenizer::from_dir(dir);
 
     model::SamplingConfig sc;
-    sc.max_new_tokens = a->max_new_tokens > 0 ? a->max_new_tokens : (a->config.empty() ? 128 : cfg.training.max_new_tokens);
+    sc.max_new_tokens = a->max_new_tokens >= 0 ? a->max_new_tokens : (a->config.empty() ? 128 : cfg.training.max_new_tokens);
     sc.do_sample = !a->greedy;
     sc.temperature = a->temperature > 0 ? a->temperature : (a->config.empty() ? 1.0 : cfg.rl.temperature);
     sc.top_p = a->top_p > 0 ? a->top_p : (a->config.empty() ? 1.0 : cfg.rl.top_p);
@@ -79,6 +79,8 @@ void add_generate_command(CLI::App& app) {
     };
     auto run = [&](const std::vector<int64_t>& ids) {
       if (ids.empty()) config_error("empty prompt");
+      for (auto id : ids)
+        if (id < 0 || id >= m->config().vocab_size) config_error("prompt token id {} is outside the model's vocabulary [0, {})", id, m->config().vocab_size);
       auto t = torch::tensor(ids, torch::kInt64).unsqueeze(0);
       auto out = model::generate(*m, t, torch::ones_like(t), sc, gen);
       const int64_t n = out.completion_mask.sum().item<int64_t>();
@@ -96,7 +98,15 @@ void add_generate_command(CLI::App& app) {
       if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
       auto j = nlohmann::json::parse(line, nullptr, false);
       if (j.is_discarded() || !j.is_object()) config_error("{}:{}: invalid JSON line", a->input, n);
-      if (j.contains("input_ids")) run(j["input_ids"].get<std::vector<int64_t>>());
+      if (j.contains("input_ids")) {
+        if (!j["input_ids"].is_array()) config_error("{}:{}: \"input_ids\" must be a list of integers", a->input, n);
+        std::vector<int64_t> ids;
+        for (const auto& v : j["input_ids"]) {
+          if (!v.is_number_integer()) config_error("{}:{}: \"input_ids\" must be a list of integers", a->input, n);
+          ids.push_back(v.get<int64_t>());
+        }
+        run(ids);
+      }
       else if (j.contains("prompt") && j["prompt"].is_string()) run(render(j["prompt"].get<std::string>()));
       else config_error("{}:{}: expected \"input_ids\" or \"prompt\"", a->input, n);
     }

@@ -6,9 +6,9 @@
 
 namespace gym::cli {
 
-model::Qwen3ForCausalLM load_model_for_cli(const std::string& name, const std::string& adapter) {
+model::CausalLM load_model_for_cli(const std::string& name, const std::string& adapter) {
   auto m = model::load_model(io::resolve_model_dir(name), torch::kFloat32);
-  if (!adapter.empty()) lora::load_adapter(*m, adapter);
+  if (!adapter.empty()) lora::load_adapter(*m, adapter, m->config().weight_prefix);
   m->eval();
   return m;
 }

@@ -14,10 +14,6 @@ namespace gym::lora {
 
 namespace {
 
-bool is_router(const std::string& name) {
-  return name.size() >= 9 && name.compare(name.size() - 9, 9, ".mlp.gate") == 0;
-}
-
 std::vector<std::pair<std::string, nn::LinearImpl*>> linears(torch::nn::Module& root) {
   std::vector<std::pair<std::string, nn::LinearImpl*>> out;
   for (auto& item : root.named_modules("", /*include_self=*/false)) {
@@ -36,7 +32,7 @@ std::vector<std::string> inject(torch::nn::Module& root, const config::LoraArgs&
   std::vector<std::string> adapted;
   const double scaling = lora_scaling(args.alpha, args.rank, args.use_rslora);
   for (auto& [name, lin] : linears(root)) {
-    if (!is_target(name, args.target, is_router(name))) continue;
+    if (!is_target(name, args.target, lin->role == nn::LinearRole::kRouter)) continue;
     if (!lin->has_lora()) lin->attach_lora(args.rank, scaling, args.dropout);
     lin->lora_A->weight.set_requires_grad(true);
     lin->lora_B->weight.set_requires_grad(true);
@@ -52,19 +48,19 @@ void set_enabled(torch::nn::Module& root, bool enabled) {
   for (auto& [name, lin] : linears(root)) lin->lora_enabled = enabled;
 }
 
-std::map<std::string, torch::Tensor> adapter_tensors(torch::nn::Module& root) {
+std::map<std::string, torch::Tensor> adapter_tensors(torch::nn::Module& root, const std::string& prefix) {
   std::map<std::string, torch::Tensor> out;
   for (auto& [name, lin] : linears(root)) {
     if (!lin->has_lora()) continue;
-    out[peft_name(name, "lora_A")] = lin->lora_A->weight.detach().contiguous();
-    out[peft_name(name, "lora_B")] = lin->lora_B->weight.detach().contiguous();
+    out[peft_name(prefix + name, "lora_A")] = lin->lora_A->weight.detach().contiguous();
+    out[peft_name(prefix + name, "lora_B")] = lin->lora_B->weight.detach().contiguous();
   }
   return out;
 }
 
 void save_adapter(torch::nn::Module& root, const std::filesystem::path& dir, const config::LoraArgs& args,
-                  const std::string& base_model) {
-  auto tensors = adapter_tensors(root);
+                  const std::string& base_model, const std::string& prefix) {
+  auto tensors = adapter_tensors(root, prefix);
   for (const auto& [name, t] : tensors)
     if (!torch::isfinite(t).all().item<bool>())
       runtime_error("refusing to save adapter: tensor '{}' holds NaN or infinity", name);
@@ -77,7 +73,7 @@ void save_adapter(torch::nn::Module& root, const std::filesystem::path& dir, con
   write_file_atomic(dir / "adapter_config.json", cfg.dump(2) + "\n");
 }
 
-config::LoraArgs load_adapter(torch::nn::Module& root, const std::filesystem::path& dir) {
+config::LoraArgs load_adapter(torch::nn::Module& root, const std::filesystem::path& dir, const std::string& prefix) {
   const auto cfg_path = dir / "adapter_config.json";
   if (!std::filesystem::exists(cfg_path)) config_error("adapter folder '{}' has no adapter_config.json", dir.string());
   nlohmann::json j;
@@ -98,7 +94,7 @@ config::LoraArgs load_adapter(torch::nn::Module& root, const std::filesystem::pa
   const double scaling = lora_scaling(args.alpha, args.rank, args.use_rslora);
   torch::NoGradGuard guard;
   for (auto& [name, lin] : linears(root)) {
-    const std::string a = peft_name(name, "lora_A"), b = peft_name(name, "lora_B");
+    const std::string a = peft_name(prefix + name, "lora_A"), b = peft_name(prefix + name, "lora_B");
     const bool has_a = file.contains(a), has_b = file.contains(b);
     if (!has_a && !has_b) continue;
     if (has_a != has_b) missing.push_back(has_a ? b : a);

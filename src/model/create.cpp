@@ -2,6 +2,7 @@
 
 #include "gym/core/error.h"
 #include "gym/core/fs.h"
+#include "gym/model/family.h"
 #include "gym/model/loader.h"
 #include "gym/tokenizer/bytes_tokenizer.h"
 #include "gym/tokenizer/tokenizer.h"
@@ -26,7 +27,7 @@ void create_model(const std::string& arch, const std::string& preset, const std:
                    preset, cfg.vocab_size);
     cfg.eos_token_ids = {tok.eos_id()};
     cfg.pad_token_id = tok.pad_id();
-    Qwen3ForCausalLM m(cfg, torch::TensorOptions().dtype(torch::kFloat32));
+    auto m = build_model(cfg, torch::TensorOptions().dtype(torch::kFloat32));
     init_random_weights(*m, seed);
     save_model(*m, tmp, torch::kFloat32);
   });

@@ -31,17 +31,18 @@ torch::Tensor apply_top_p(torch::Tensor scores, double p) {
   return scores.masked_fill(remove, kNegInf);
 }
 
-GenerationOutput generate(Qwen3ForCausalLMImpl& model, const torch::Tensor& prompt_ids, const torch::Tensor& prompt_mask,
+GenerationOutput generate(CausalLMImpl& model, const torch::Tensor& prompt_ids, const torch::Tensor& prompt_mask,
                           const SamplingConfig& cfg, std::optional<torch::Generator> generator, bool keep_step_logits) {
   torch::NoGradGuard no_grad;
   const int64_t b = prompt_ids.size(0), p = prompt_ids.size(1), n = cfg.max_new_tokens;
   auto cache = model.new_cache(p + n);
   auto mask = prompt_mask.to(torch::kInt64);
   auto seen = prompt_ids.clone();   // for the repetition penalty
-  auto completion = torch::full({b, n}, cfg.pad_id, torch::kInt64);
-  auto completion_mask = torch::zeros({b, n}, torch::kInt64);
-  auto finished = torch::zeros({b}, torch::kBool);
-  auto stop_ids = torch::tensor(cfg.stop_ids.empty() ? std::vector<int64_t>{-1} : cfg.stop_ids, torch::kInt64);
+  const auto i64 = prompt_ids.options().dtype(torch::kInt64);   // every tensor on the prompt's device
+  auto completion = torch::full({b, n}, cfg.pad_id, i64);
+  auto completion_mask = torch::zeros({b, n}, i64);
+  auto finished = torch::zeros({b}, i64.dtype(torch::kBool));
+  auto stop_ids = torch::tensor(cfg.stop_ids.empty() ? std::vector<int64_t>{-1} : cfg.stop_ids, torch::kInt64).to(prompt_ids.device());
   GenerationOutput out;
 
   ForwardOptions fo;
@@ -70,7 +71,7 @@ GenerationOutput generate(Qwen3ForCausalLMImpl& model, const torch::Tensor& prom
     seen = torch::cat({seen, next.unsqueeze(1)}, 1);
     ++steps;
     if (finished.all().item<bool>() || t + 1 == n) break;
-    mask = torch::cat({mask, torch::ones({b, 1}, torch::kInt64)}, 1);
+    mask = torch::cat({mask, torch::ones({b, 1}, i64)}, 1);
     fo.attention_mask = mask;
     // Finished rows keep decoding a placeholder (their output is masked); keep it a valid id.
     logits = model.forward(next.clamp(0, model.config().vocab_size - 1).unsqueeze(1), fo).select(1, 0);

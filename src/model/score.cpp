@@ -4,7 +4,7 @@ namespace gym::model {
 
 torch::Tensor load_balancing_loss(const std::vector<torch::Tensor>& router_logits, int64_t num_experts, int64_t top_k,
                                   const torch::Tensor& attention_mask) {
-  if (router_logits.empty()) return torch::zeros({});
+  if (router_logits.empty()) return torch::zeros({}, attention_mask.defined() ? attention_mask.options().dtype(torch::kFloat32) : torch::TensorOptions());
   auto g = torch::cat(router_logits, 0);                                 // [L*N, E]
   auto probs = torch::softmax(g, -1);                                    // no dtype argument, as transformers
   auto selected = std::get<1>(probs.topk(top_k, -1));                    // [L*N, k]
@@ -32,7 +32,7 @@ std::map<std::string, double> expert_statistics(const std::vector<torch::Tensor>
   for (const auto& logits : router_logits) {
     auto probs = torch::softmax(logits.to(torch::kFloat32), -1);                       // [N, E]
     torch::Tensor keep = attention_mask.defined() ? attention_mask.reshape({-1}).to(torch::kBool)
-                                                  : torch::ones({probs.size(0)}, torch::kBool);
+                                                  : torch::ones({probs.size(0)}, probs.options().dtype(torch::kBool));
     probs = probs.index_select(0, keep.nonzero().squeeze(1));
     auto chosen = std::get<1>(probs.topk(top_k, -1)).reshape({-1});
     auto counts = torch::bincount(chosen, {}, num_experts).to(torch::kFloat64);       // [E]
@@ -47,16 +47,16 @@ std::map<std::string, double> expert_statistics(const std::vector<torch::Tensor>
           {"moe/routing_entropy", entropy / layers}, {"moe/idle_experts", idle}};
 }
 
-ScoreResult score(Qwen3ForCausalLMImpl& model, const torch::Tensor& ids, const torch::Tensor& mask,
+ScoreResult score(CausalLMImpl& model, const torch::Tensor& ids, const torch::Tensor& mask,
                   const torch::Tensor& position_ids) {
   torch::NoGradGuard guard;
   ScoreResult r;
   ForwardOptions fo;
   fo.attention_mask = mask;
   fo.position_ids = position_ids;
-  std::vector<torch::Tensor> router;
-  if (model.config().is_moe()) fo.router_logits = &router;
-  r.logits = model.forward(ids, fo).to(torch::kFloat32);
+  fo.output_router_logits = model.config().is_moe();
+  auto out = model.hidden_states(ids, fo);
+  r.logits = model.lm_logits(out.hidden).to(torch::kFloat32);
   const int64_t t = ids.size(1);
   auto logp = torch::log_softmax(r.logits.narrow(1, 0, t - 1), -1);                     // [B, T-1, V]
   auto next = ids.narrow(1, 1, t - 1);
@@ -66,7 +66,7 @@ ScoreResult score(Qwen3ForCausalLMImpl& model, const torch::Tensor& ids, const t
   const double count = valid.sum().item<double>();
   r.loss = count > 0 ? -r.logprobs.sum().item<double>() / count : 0.0;
   if (model.config().is_moe())
-    r.aux_loss = load_balancing_loss(router, model.config().num_experts, model.config().num_experts_per_tok, mask).item<double>();
+    r.aux_loss = load_balancing_loss(out.router_logits, model.config().num_experts, model.config().num_experts_per_tok, mask).item<double>();
   return r;
 }
 

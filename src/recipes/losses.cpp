@@ -6,14 +6,15 @@
 
 namespace gym::recipes {
 
-LmLoss causal_lm_loss(model::Qwen3ForCausalLMImpl& model, const torch::Tensor& ids, const torch::Tensor& mask,
+LmLoss causal_lm_loss(model::CausalLMImpl& model, const torch::Tensor& ids, const torch::Tensor& mask,
                       const torch::Tensor& labels, int64_t normaliser, bool gradient_checkpointing) {
   model::ForwardOptions fo;
   fo.attention_mask = mask;
   fo.gradient_checkpointing = gradient_checkpointing;
-  std::vector<torch::Tensor> router;
-  if (model.config().is_moe()) fo.router_logits = &router;
-  auto hidden = model.hidden_states(ids, fo);                                   // [B, T, H]
+  fo.output_router_logits = model.config().is_moe();
+  auto forward = model.hidden_states(ids, fo);
+  const auto& hidden = forward.hidden;                                          // [B, T, H]
+  const auto& router = forward.router_logits;
   const int64_t t = ids.size(1), h = hidden.size(2);
   auto targets = labels.narrow(1, 1, t - 1).reshape({-1});                        // [B*(T-1)]
   auto keep = (targets != -100).nonzero().squeeze(1);

@@ -1,6 +1,9 @@
 // The causal-LM loss of a batch, computed only at labelled positions.
 #pragma once
-#include "gym/model/qwen3.h"
+#include <map>
+#include <string>
+
+#include "gym/model/causal_lm.h"
 
 namespace gym::recipes {
 
@@ -12,7 +15,7 @@ struct LmLoss {
 
 // input_ids/attention_mask/labels: [B, T]. normaliser: the number of labelled tokens of the whole
 // optimizer step (so gradient accumulation averages per token, as HF's num_items_in_batch).
-LmLoss causal_lm_loss(model::Qwen3ForCausalLMImpl& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+LmLoss causal_lm_loss(model::CausalLMImpl& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                       const torch::Tensor& labels, int64_t normaliser, bool gradient_checkpointing);
 
 }  // namespace gym::recipes

@@ -18,35 +18,51 @@ MemoryEstimate estimate_memory(const config::TrainConfig& c, const model::ArchCo
   struct Lin {
     std::string name;
     double in, out;
+    bool full_precision;   // router / scalar gate: never quantized
     bool router;
   };
   std::vector<Lin> lins;
+  double extra = 0;   // non-linear parameters besides embeddings and norms (conv, A_log, dt_bias)
   for (int64_t i = 0; i < a.num_hidden_layers; ++i) {
     const std::string p = "model.layers." + std::to_string(i);
-    lins.push_back({p + ".self_attn.q_proj", h, a.num_attention_heads * d, false});
-    lins.push_back({p + ".self_attn.k_proj", h, a.num_key_value_heads * d, false});
-    lins.push_back({p + ".self_attn.v_proj", h, a.num_key_value_heads * d, false});
-    lins.push_back({p + ".self_attn.o_proj", a.num_attention_heads * d, h, false});
-    const bool moe = a.is_moe_layer(i);
-    const int64_t experts = moe ? a.num_experts : 1;
-    const double inter = moe ? a.moe_intermediate_size : a.intermediate_size;
-    for (int64_t e = 0; e < experts; ++e) {
-      const std::string q = moe ? p + ".mlp.experts." + std::to_string(e) : p + ".mlp";
-      lins.push_back({q + ".gate_proj", h, inter, false});
-      lins.push_back({q + ".up_proj", h, inter, false});
-      lins.push_back({q + ".down_proj", inter, h, false});
+    if (a.is_linear_attention(i)) {
+      const double key = a.linear_num_key_heads * a.linear_key_head_dim, value = a.linear_num_value_heads * a.linear_value_head_dim;
+      lins.push_back({p + ".linear_attn.in_proj_qkvz", h, 2 * key + 2 * value, false, false});
+      lins.push_back({p + ".linear_attn.in_proj_ba", h, 2.0 * a.linear_num_value_heads, false, false});
+      lins.push_back({p + ".linear_attn.out_proj", value, h, false, false});
+      extra += (2 * key + value) * a.linear_conv_kernel_dim + 2.0 * a.linear_num_value_heads + a.linear_value_head_dim;
+    } else {
+      lins.push_back({p + ".self_attn.q_proj", h, a.num_attention_heads * d * (a.attn_output_gate ? 2 : 1), false, false});
+      lins.push_back({p + ".self_attn.k_proj", h, a.num_key_value_heads * d, false, false});
+      lins.push_back({p + ".self_attn.v_proj", h, a.num_key_value_heads * d, false, false});
+      lins.push_back({p + ".self_attn.o_proj", a.num_attention_heads * d, h, false, false});
+      extra += 2 * d;   // q_norm, k_norm
     }
-    if (moe) lins.push_back({p + ".mlp.gate", h, static_cast<double>(a.num_experts), true});
+    auto mlp = [&](const std::string& q, double inter) {
+      lins.push_back({q + ".gate_proj", h, inter, false, false});
+      lins.push_back({q + ".up_proj", h, inter, false, false});
+      lins.push_back({q + ".down_proj", inter, h, false, false});
+    };
+    if (!a.is_moe_layer(i)) {
+      mlp(p + ".mlp", static_cast<double>(a.intermediate_size));
+      continue;
+    }
+    for (int64_t e = 0; e < a.num_experts; ++e) mlp(p + ".mlp.experts." + std::to_string(e), static_cast<double>(a.moe_intermediate_size));
+    lins.push_back({p + ".mlp.gate", h, static_cast<double>(a.num_experts), true, true});
+    if (a.shared_expert_intermediate_size > 0) {
+      mlp(p + ".mlp.shared_expert", static_cast<double>(a.shared_expert_intermediate_size));
+      lins.push_back({p + ".mlp.shared_expert_gate", h, 1, true, false});
+    }
   }
   const double embed = a.vocab_size * h * (a.tie_word_embeddings ? 1 : 2);
-  const double norms = a.num_hidden_layers * (2 * h + 2 * d) + h;
+  const double norms = a.num_hidden_layers * 2 * h + h + extra;
   const bool four_bit = c.quant.bits == 4;
   m.bits_per_quantized_param = four_bit ? quant::nf4_bits_per_param(4096 * 4096, c.quant.blocksize, c.quant.double_quantization) : 0;
   m.weights_bytes = (embed + norms) * dtype_bytes;
   const bool lora = c.lora.finetuning_type == "lora";
   for (const auto& l : lins) {
     const double n = l.in * l.out;
-    if (four_bit && !l.router) {
+    if (four_bit && !l.full_precision) {
       m.quantized_params += n;
       m.weights_bytes += n * m.bits_per_quantized_param / 8;
     } else {

@@ -47,7 +47,7 @@ TrainModel setup_model(const config::TrainConfig& c) {
     auto adapted = lora::inject(*tm.model, c.lora);
     spdlog::info("LoRA r={} alpha={} on {} linear layers", c.lora.rank, c.lora.alpha, adapted.size());
     if (!c.model.adapter_name_or_path.empty()) {
-      lora::load_adapter(*tm.model, c.model.adapter_name_or_path);
+      lora::load_adapter(*tm.model, c.model.adapter_name_or_path, tm.model->config().weight_prefix);
       spdlog::info("continuing adapter {}", c.model.adapter_name_or_path);
     }
   } else {
@@ -65,25 +65,27 @@ TrainModel setup_model(const config::TrainConfig& c) {
 
 void save_trained(TrainModel& tm, const config::TrainConfig& c, const fs::path& dir) {
   if (tm.lora) {
-    lora::save_adapter(*tm.model, dir, c.lora, tm.base_name);
+    lora::save_adapter(*tm.model, dir, c.lora, tm.base_name, tm.model->config().weight_prefix);
     return;
   }
   for (auto& p : tm.model->parameters())
     if (!torch::isfinite(p).all().item<bool>()) runtime_error("refusing to save: the model holds NaN or infinity");
-  model::save_model(*tm.model, dir, tm.dtype);
+  model::save_model(*tm.model, dir, tm.dtype, tm.model_dir);
   for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
     if (fs::exists(tm.model_dir / f)) fs::copy_file(tm.model_dir / f, dir / f, fs::copy_options::overwrite_existing);
 }
 
 void load_trained(TrainModel& tm, const fs::path& dir) {
   if (tm.lora) {
-    lora::load_adapter(*tm.model, dir);
+    lora::load_adapter(*tm.model, dir, tm.model->config().weight_prefix);
     return;
   }
   io::CheckpointTensors tensors(dir);
   torch::NoGradGuard guard;
-  for (auto& item : tm.model->named_parameters())
-    if (tensors.contains(item.key())) item.value().copy_(tensors.load(item.key()).to(item.value().scalar_type()));
+  for (auto& item : tm.model->named_parameters()) {
+    const auto name = tm.model->checkpoint_name(item.key());
+    if (tensors.contains(name)) item.value().copy_(tensors.load(name).to(item.value().scalar_type()));
+  }
 }
 
 }  // namespace gym::recipes

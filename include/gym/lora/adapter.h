@@ -29,16 +29,18 @@ class AdaptersDisabled {
   torch::nn::Module& root_;
 };
 
-// LoRA tensors under PEFT's names: base_model.model.<module>.lora_A.weight [r, in], lora_B [out, r].
-std::map<std::string, torch::Tensor> adapter_tensors(torch::nn::Module& root);
+// LoRA tensors under PEFT's names: base_model.model.<prefix><module>.lora_A.weight [r, in],
+// lora_B [out, r]. `prefix` is the model's place inside its checkpoint ("thinker." for the Omni
+// thinker), so adapters carry the names PEFT gives them on the full model.
+std::map<std::string, torch::Tensor> adapter_tensors(torch::nn::Module& root, const std::string& prefix = "");
 
 // adapter_config.json + adapter_model.safetensors (atomically, each file).
 void save_adapter(torch::nn::Module& root, const std::filesystem::path& dir, const config::LoraArgs& args,
-                  const std::string& base_model);
+                  const std::string& base_model, const std::string& prefix = "");
 
 // Reads a PEFT adapter folder, injects matching adapters and loads them; names and shapes are
 // checked (one error listing what is missing or unexpected). Returns the adapter's settings.
-config::LoraArgs load_adapter(torch::nn::Module& root, const std::filesystem::path& dir);
+config::LoraArgs load_adapter(torch::nn::Module& root, const std::filesystem::path& dir, const std::string& prefix = "");
 
 // W ← W + B·A·scaling for every adapted linear; the adapters are then removed.
 void merge(torch::nn::Module& root);

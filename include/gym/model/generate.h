@@ -3,7 +3,7 @@
 #include <optional>
 #include <vector>
 
-#include "gym/model/qwen3.h"
+#include "gym/model/causal_lm.h"
 
 namespace gym::model {
 
@@ -27,7 +27,7 @@ struct GenerationOutput {
 };
 
 // prompt_ids: [B, P] left-padded; prompt_mask: [B, P] (1 = token). `generator` seeds sampling.
-GenerationOutput generate(Qwen3ForCausalLMImpl& model, const torch::Tensor& prompt_ids, const torch::Tensor& prompt_mask,
+GenerationOutput generate(CausalLMImpl& model, const torch::Tensor& prompt_ids, const torch::Tensor& prompt_mask,
                           const SamplingConfig& cfg, std::optional<torch::Generator> generator = std::nullopt,
                           bool keep_step_logits = false);
 

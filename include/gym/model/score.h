@@ -1,6 +1,10 @@
 // Scoring token sequences: logits, next-token log-probs and the mean next-token loss.
 #pragma once
-#include "gym/model/qwen3.h"
+#include <map>
+#include <optional>
+#include <string>
+
+#include "gym/model/causal_lm.h"
 
 namespace gym::model {
 
@@ -12,7 +16,7 @@ struct ScoreResult {
 };
 
 // input_ids/attention_mask: [B, T]; position_ids optional (default clamp(cumsum(mask) − 1, 0)).
-ScoreResult score(Qwen3ForCausalLMImpl& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+ScoreResult score(CausalLMImpl& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                   const torch::Tensor& position_ids = {});
 
 // transformers' load_balancing_loss_func over the router logits of every MoE layer (each

@@ -24,6 +24,15 @@ struct QuantizedBase {
   double bits_per_param = 0.0;
 };
 
+// What a linear layer is for, set by the module that owns it. Quantization, LoRA's "all" and the
+// memory estimate ask the role, never the layer's name.
+enum class LinearRole {
+  kProjection,   // attention / MLP / expert / linear-attention projections
+  kRouter,       // MoE router: [E, H], kept in full precision, LoRA only when named
+  kGate,         // a scalar gate such as Qwen3-Next's shared_expert_gate [1, H], kept in full precision
+  kHead,         // lm_head
+};
+
 class LinearImpl : public torch::nn::Module {
  public:
   LinearImpl(int64_t in_features, int64_t out_features, torch::TensorOptions options = {});
@@ -42,6 +51,7 @@ class LinearImpl : public torch::nn::Module {
   torch::Tensor dense_weight(torch::Dtype dtype) const;   // W [out, in], dequantized when needed
 
   int64_t in_features, out_features;
+  LinearRole role = LinearRole::kProjection;
   torch::Tensor weight;          // [out, in]; undefined when the base is quantized
   LoraFactor lora_A{nullptr};    // registered only when attached
   LoraFactor lora_B{nullptr};

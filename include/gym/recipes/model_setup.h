@@ -4,13 +4,13 @@
 #include <string>
 
 #include "gym/config/config.h"
-#include "gym/model/qwen3.h"
+#include "gym/model/causal_lm.h"
 #include "gym/tokenizer/tokenizer.h"
 
 namespace gym::recipes {
 
 struct TrainModel {
-  model::Qwen3ForCausalLM model{nullptr};
+  model::CausalLM model;
   tokenizer::Tokenizer tokenizer;
   std::filesystem::path model_dir;
   std::string base_name;        // as written in adapter_config.json
