@@ -13,6 +13,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   libgloo-dev             # ProcessGroupGloo.hpp (c10d on CPU)
   libpcre2-dev libutf8proc-dev   # tokenizer: Split regex with Unicode classes, NFC
+  bubblewrap              # the sandbox of the external reward command (namespaces)
 )
 
 SUDO=""

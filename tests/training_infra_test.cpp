@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "gym/checkpoint/checkpoint.h"
+#include "gym/checkpoint/output_dir.h"
 #include "gym/core/error.h"
 #include "gym/core/fs.h"
 #include "gym/metrics/plot.h"
@@ -68,6 +69,10 @@ TEST(Checkpoint, ListsRotatesAndPlansResume) {
   EXPECT_EQ(all.front().first, 10);
 
   o.overwrite_output_dir = true;
+  // Checkpoints gym did not record are someone else's: overwrite refuses to remove them.
+  EXPECT_THROW(checkpoint::plan_start(o), Error);
+  EXPECT_EQ(checkpoint::list_checkpoints(out).size(), 2u);
+  checkpoint::record_outputs(out, {"checkpoint-10", "checkpoint-30", "checkpoint-40.tmp.123"});
   std::ofstream(out / "user_notes.txt") << "keep me";
   EXPECT_TRUE(checkpoint::plan_start(o).fresh);
   EXPECT_TRUE(checkpoint::list_checkpoints(out).empty());

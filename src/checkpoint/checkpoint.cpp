@@ -5,6 +5,7 @@
 
 #include <regex>
 
+#include "gym/checkpoint/output_dir.h"
 #include "gym/core/error.h"
 
 namespace gym::checkpoint {
@@ -12,17 +13,6 @@ namespace gym::checkpoint {
 namespace {
 const std::regex kCheckpointName(R"(checkpoint-(\d+))");
 
-bool is_gym_output(const fs::path& p) {
-  static const std::vector<std::string> names = {
-      "trainer_log.jsonl", "trainer_state.json", "all_results.json", "train_results.json", "gym_config.yaml",
-      "adapter_model.safetensors", "adapter_config.json", "model.safetensors", "config.json",
-      "generation_config.json", "tokenizer.json", "tokenizer_config.json"};
-  const std::string n = p.filename().string();
-  if (std::regex_match(n, kCheckpointName)) return true;
-  if (n.rfind("training_", 0) == 0 && (p.extension() == ".svg" || p.extension() == ".png")) return true;
-  if (n.find(".tmp.") != std::string::npos) return true;   // leftovers of a killed run
-  return std::find(names.begin(), names.end(), n) != names.end();
-}
 }  // namespace
 
 int64_t checkpoint_step(const fs::path& dir) {
@@ -75,10 +65,11 @@ StartPlan plan_start(const config::OutputArgs& out) {
     plan.fresh = false;
     return plan;
   }
-  if (!fs::is_directory(dir) || fs::is_empty(dir)) return plan;
   if (out.overwrite_output_dir) {
-    for (const auto& e : fs::directory_iterator(dir))
-      if (is_gym_output(e.path())) fs::remove_all(e.path());
+    const auto removed = clear_previous_outputs(dir);
+    if (!removed.empty())
+      spdlog::info("overwrite_output_dir: removed {} earlier output(s) of gym in {} ({}{})", removed.size(), dir.string(),
+                   removed.front(), removed.size() > 1 ? ", ..." : "");
     return plan;
   }
   if (auto latest = latest_checkpoint(dir)) {
@@ -88,8 +79,16 @@ StartPlan plan_start(const config::OutputArgs& out) {
     plan.resume_from = *latest;
     return plan;
   }
-  config_error("output_dir '{}' already exists and is not empty; set overwrite_output_dir: true or choose another output_dir",
-               dir.string());
+  if (!foreign_entries(dir).empty())
+    config_error("output_dir '{}' already exists and holds files gym did not write; set overwrite_output_dir: true (gym "
+                 "then removes only its own earlier outputs) or choose another output_dir",
+                 dir.string());
+  // Only gym's own files of a run that stopped before its first checkpoint: start again.
+  const auto removed = clear_previous_outputs(dir);
+  if (!removed.empty())
+    spdlog::info("output_dir {} holds no checkpoint, only outputs of an earlier gym run that stopped early: starting afresh",
+                 dir.string());
+  return plan;
 }
 
 torch::Tensor cpu_rng_state() {

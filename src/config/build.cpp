@@ -25,7 +25,9 @@ void one_of(const Values& v, const std::string& key, const std::set<std::string>
 }
 
 void positive(const Values& v, const std::string& key) {
-  if (v.get_float(key) <= 0) config_error("{}: key '{}' must be positive, got {}", where(v, key), key, v.get(key).value.Scalar());
+  const double x = v.get_float(key);
+  if (!(x > 0) || !std::isfinite(x))   // NaN and infinity included
+    config_error("{}: key '{}' must be a positive finite number, got {}", where(v, key), key, v.get(key).value.Scalar());
 }
 
 void derive(Values& v, const std::string& key, const std::string& value, const std::string& why) {
@@ -52,7 +54,8 @@ TrainConfig build_config(Values& v, std::vector<std::string>& warnings) {
   one_of(v, "stage", {"sft", "grpo", "gspo"});
   one_of(v, "finetuning_type", {"lora", "full"});
   one_of(v, "template", {"qwen3", "qwen3_nothink", "empty"});
-  one_of(v, "create_model_arch", {"qwen3", "qwen3_moe"});
+  // The model families (gym/model/family.h); a test keeps this list equal to the registry.
+  one_of(v, "create_model_arch", {"qwen3", "qwen3_moe", "qwen3_next", "qwen3_omni_moe"});
   one_of(v, "lr_scheduler_type", {"constant", "constant_with_warmup", "linear", "cosine"});
   one_of(v, "importance_sampling_level", {"token", "sequence", "sequence_token"});
   one_of(v, "loss_type", {"grpo", "bnpo", "dr_grpo", "dapo"});
@@ -87,16 +90,17 @@ TrainConfig build_config(Values& v, std::vector<std::string>& warnings) {
   for (const char* k : {"lora_rank", "per_device_train_batch_size", "gradient_accumulation_steps", "cutoff_len",
                         "max_prompt_length", "max_completion_length", "num_iterations", "steps_per_generation",
                         "generation_batch_size", "save_steps", "epsilon", "epsilon_high", "lora_alpha",
-                        "logging_steps", "max_nonfinite_steps", "max_new_tokens", "reward_timeout"})
+                        "logging_steps", "max_nonfinite_steps", "max_new_tokens", "reward_timeout", "reward_memory_mb",
+                        "reward_max_processes", "reward_max_output_mb"})
     positive(v, k);
-  if (v.get_float("learning_rate") < 0) config_error("{}: learning_rate must be >= 0", where(v, "learning_rate"));
-  if (v.get_float("lora_dropout") < 0 || v.get_float("lora_dropout") >= 1)
+  if (!(v.get_float("learning_rate") >= 0) || !std::isfinite(v.get_float("learning_rate"))) config_error("{}: learning_rate must be >= 0", where(v, "learning_rate"));
+  if (!(v.get_float("lora_dropout") >= 0 && v.get_float("lora_dropout") < 1))
     config_error("{}: lora_dropout must be in [0, 1), got {}", where(v, "lora_dropout"), v.get_float("lora_dropout"));
-  if (v.get_float("warmup_ratio") < 0 || v.get_float("warmup_ratio") > 1)
+  if (!(v.get_float("warmup_ratio") >= 0 && v.get_float("warmup_ratio") <= 1))
     config_error("{}: warmup_ratio must be in [0, 1], got {}", where(v, "warmup_ratio"), v.get_float("warmup_ratio"));
   if (v.get_float("val_size") < 0) config_error("{}: val_size must be >= 0", where(v, "val_size"));
-  if (v.get_float("temperature") <= 0) config_error("{}: temperature must be positive", where(v, "temperature"));
-  if (v.get_float("top_p") <= 0 || v.get_float("top_p") > 1) config_error("{}: top_p must be in (0, 1]", where(v, "top_p"));
+  if (!(v.get_float("temperature") > 0) || !std::isfinite(v.get_float("temperature"))) config_error("{}: temperature must be positive", where(v, "temperature"));
+  if (!(v.get_float("top_p") > 0 && v.get_float("top_p") <= 1)) config_error("{}: top_p must be in (0, 1]", where(v, "top_p"));
   if (v.get_int("top_k") < 0) config_error("{}: top_k must be >= 0", where(v, "top_k"));
   if (v.get_float("repetition_penalty") <= 0) config_error("{}: repetition_penalty must be positive", where(v, "repetition_penalty"));
   if (v.get_float("beta") < 0) config_error("{}: beta must be >= 0", where(v, "beta"));
@@ -218,6 +222,10 @@ TrainConfig build_config(Values& v, std::vector<std::string>& warnings) {
   r.reward_weights = weights;
   r.reward_command = v.get_string("reward_command");
   r.reward_timeout = v.get_float("reward_timeout");
+  r.reward_sandbox = v.get_bool("reward_sandbox");
+  r.reward_memory_mb = v.get_int("reward_memory_mb");
+  r.reward_max_processes = v.get_int("reward_max_processes");
+  r.reward_max_output_mb = v.get_int("reward_max_output_mb");
   r.length_target = v.get_int("length_target");
 
   auto& t = c.training;

@@ -16,7 +16,7 @@ const std::vector<KeyDef>& key_table() {
       {"template", "model", K::String, "qwen3", "Chat template: qwen3, qwen3_nothink or empty."},
       {"enable_thinking", "model", K::Bool, "true", "Qwen3 thinking mode: false appends the empty think block to prompts."},
       {"create_model_preset", "model", K::String, "null", "gym extension: when model_name_or_path does not exist, create a random model of this preset there (tiny, small, qwen-like) with a byte-level tokenizer."},
-      {"create_model_arch", "model", K::String, "qwen3", "Architecture for create_model_preset: qwen3 or qwen3_moe."},
+      {"create_model_arch", "model", K::String, "qwen3", "Architecture for create_model_preset: qwen3, qwen3_moe, qwen3_next or qwen3_omni_moe."},
       {"create_model_seed", "model", K::Int, "0", "Seed of the created model's random weights."},
       {"adapter_warm_start", "model", K::String, "null", "gym extension: a config (path relative to this file) that trains adapter_name_or_path first when that folder does not exist yet (e.g. an SFT warm start before GSPO)."},
       // method
@@ -68,7 +68,11 @@ const std::vector<KeyDef>& key_table() {
       {"reward_funcs", "rl", K::List, "accuracy", "Reward functions: accuracy, format, length, external."},
       {"reward_weights", "rl", K::FloatList, "null", "One weight per reward function; default all 1.0."},
       {"reward_command", "rl", K::String, "null", "Shell command of the external reward (JSON lines in, one number per line out)."},
-      {"reward_timeout", "rl", K::Float, "60", "Seconds the external reward command may take per batch."},
+      {"reward_timeout", "rl", K::Float, "60", "Seconds the external reward command may take per batch (also its CPU-time limit)."},
+      {"reward_sandbox", "rl", K::Bool, "true", "Run the external reward in namespaces (bubblewrap): no network, read-only filesystem (docs/rewards.md)."},
+      {"reward_memory_mb", "rl", K::Int, "4096", "Address-space limit of each process of the external reward command, in MiB."},
+      {"reward_max_processes", "rl", K::Int, "256", "Processes the external reward command may add."},
+      {"reward_max_output_mb", "rl", K::Int, "16", "Output (stdout + stderr, and each file) the external reward command may write, in MiB."},
       {"length_target", "rl", K::Int, "null", "Completion length beyond which the length reward penalises; default max_completion_length."},
       // training
       {"per_device_train_batch_size", "training", K::Int, "8", "Micro-batch size per process (RL: completions, not prompts)."},

@@ -1,6 +1,12 @@
 #include "gym/core/fs.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -8,26 +14,65 @@
 
 namespace gym {
 
+namespace {
+// Whole-file reads hold the file in memory: larger inputs are refused with a clear line.
+constexpr uintmax_t kMaxReadBytes = uintmax_t{8} << 30;
+}  // namespace
+
 std::string read_file(const fs::path& path) {
+  // stat before open: opening a FIFO would block, a device may never end.
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) config_error("cannot read file '{}': {}", path.string(), std::strerror(errno));
+  if (!S_ISREG(st.st_mode))
+    config_error("cannot read file '{}': not a regular file ({})", path.string(),
+                 S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device" : "a special file");
+  if (static_cast<uintmax_t>(st.st_size) > kMaxReadBytes)
+    config_error("cannot read file '{}': {} bytes is more than the {} GiB gym reads into memory", path.string(), st.st_size, kMaxReadBytes >> 30);
   std::ifstream in(path, std::ios::binary);
-  if (!in) config_error("cannot read file '{}': {}", path.string(), fs::exists(path) ? "permission denied or not a file" : "no such file");
+  if (!in) config_error("cannot read file '{}': {}", path.string(), std::strerror(errno));
   std::ostringstream ss;
   ss << in.rdbuf();
+  if (in.bad()) config_error("cannot read file '{}': read error", path.string());
   return ss.str();
 }
 
 void write_file_atomic(const fs::path& path, const std::string& contents) {
-  if (path.has_parent_path()) fs::create_directories(path.parent_path());
+  std::error_code ec;
+  if (path.has_parent_path()) {
+    fs::create_directories(path.parent_path(), ec);
+    if (ec) runtime_error("cannot create folder '{}': {}", path.parent_path().string(), ec.message());
+  }
   fs::path tmp = path;
   tmp += ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) runtime_error("cannot write file '{}'", tmp.string());
-    out << contents;
-    out.flush();
-    if (!out) runtime_error("failed writing '{}'", tmp.string());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) runtime_error("cannot write file '{}': {}", path.string(), std::strerror(errno));
+  auto fail = [&](const char* what) {
+    const int err = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    runtime_error("cannot write file '{}': {} ({})", path.string(), std::strerror(err), what);
+  };
+  const char* p = contents.data();
+  size_t left = contents.size();
+  while (left > 0) {
+    const ssize_t n = ::write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fail("write");
+    }
+    p += n, left -= static_cast<size_t>(n);
   }
-  fs::rename(tmp, path);
+  if (::fsync(fd) != 0 && errno != EINVAL) fail("fsync");
+  if (::close(fd) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    runtime_error("cannot write file '{}': {} (close)", path.string(), std::strerror(err));
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    runtime_error("cannot write file '{}': {} (rename)", path.string(), std::strerror(err));
+  }
 }
 
 fs::path source_dir() {

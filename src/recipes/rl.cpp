@@ -39,16 +39,17 @@ struct Rollouts {
 };
 
 // Per-token log-probs of the completion under the sampling temperature; rows [N, C].
-torch::Tensor completion_logprobs(model::Qwen3ForCausalLMImpl& m, const Rollouts& r, const torch::Tensor& rows, double temperature,
+torch::Tensor completion_logprobs(model::CausalLMImpl& m, const Rollouts& r, const torch::Tensor& rows, double temperature,
                                   bool checkpointing, torch::Tensor* entropy = nullptr, torch::Tensor* aux_loss = nullptr,
                                   std::map<std::string, double>* expert_stats = nullptr) {
   model::ForwardOptions fo;
-  std::vector<torch::Tensor> router;
-  if (aux_loss && m.config().is_moe()) fo.router_logits = &router;
+  fo.output_router_logits = aux_loss && m.config().is_moe();
   fo.attention_mask = r.attention_mask.index_select(0, rows);
   fo.gradient_checkpointing = checkpointing;
   auto ids = r.input_ids.index_select(0, rows);
-  auto hidden = m.hidden_states(ids, fo);
+  auto forward = m.hidden_states(ids, fo);
+  const auto& hidden = forward.hidden;
+  const auto& router = forward.router_logits;
   const int64_t c = r.completion_ids.size(1);
   auto logits = m.lm_logits(hidden.narrow(1, r.prompt_len - 1, c)).to(torch::kFloat32);   // [n, C, V]
   if (entropy) *entropy = rl::entropy_from_logits(logits.detach(), temperature);
@@ -109,7 +110,14 @@ void run_rl(const config::ResolvedConfig& rc) {
   pc.beta = rl.beta;
   pc.max_completion_length = rl.max_completion_length;
   pc.grad_accum = accum;
-  rl::RewardSettings rs{rl.length_target, rl.reward_command, rl.reward_timeout};
+  rl::RewardSettings rs;
+  rs.length_target = rl.length_target;
+  rs.external_command = rl.reward_command;
+  rs.external_timeout = rl.reward_timeout;
+  rs.external_sandbox = rl.reward_sandbox;
+  rs.external_memory_mb = rl.reward_memory_mb;
+  rs.external_max_processes = rl.reward_max_processes;
+  rs.external_max_output_mb = rl.reward_max_output_mb;
   model::SamplingConfig sc;
   sc.max_new_tokens = rl.max_completion_length;
   sc.do_sample = true;

@@ -1,9 +1,11 @@
 #include "gym/recipes/run_state.h"
 
 #include <spdlog/spdlog.h>
+#include <cmath>
 #include <torch/serialize.h>
 
 #include "gym/checkpoint/checkpoint.h"
+#include "gym/checkpoint/output_dir.h"
 #include "gym/core/error.h"
 #include "gym/core/fs.h"
 #include "gym/metrics/plot.h"
@@ -46,9 +48,16 @@ nlohmann::json trainer_state_json(const config::TrainConfig& c, const RunState& 
 
 fs::path prepare_output_dir(const config::ResolvedConfig& rc) {
   const auto& c = rc.config;
+  const fs::path out = c.output.output_dir;
+  // Before anything in output_dir is touched: never write into a folder the run reads, never
+  // share output_dir with another run.
+  checkpoint::check_not_inside_inputs(out, {{"model_name_or_path", c.model.model_name_or_path},
+                                            {"adapter_name_or_path", c.model.adapter_name_or_path},
+                                            {"dataset_dir", c.data.dataset_dir}});
+  checkpoint::lock_output_dir(out);
   const auto plan = checkpoint::plan_start(c.output);
-  fs::create_directories(c.output.output_dir);
-  write_file_atomic(fs::path(c.output.output_dir) / "gym_config.yaml",
+  checkpoint::record_outputs(out, {"gym_config.yaml", "trainer_log.jsonl"});
+  write_file_atomic(out / "gym_config.yaml",
                     "# resolved by gym from " + (rc.files.empty() ? std::string("overrides") : rc.files.back().string()) + "\n" +
                         rc.to_yaml());
   return plan.resume_from;
@@ -58,6 +67,7 @@ void save_checkpoint(const config::ResolvedConfig& rc, TrainModel& tm, const Opt
                      const metrics::TrainerLog& log, int64_t total_steps) {
   const auto& c = rc.config;
   const fs::path dir = fs::path(c.output.output_dir) / ("checkpoint-" + std::to_string(state.global_step));
+  checkpoint::record_outputs(c.output.output_dir, {dir.filename().string()});
   write_dir_atomic(dir, [&](const fs::path& tmp) {
     save_trained(tm, c, tmp);
     opt.save(tmp);
@@ -95,12 +105,36 @@ RunState load_checkpoint(const fs::path& dir, TrainModel& tm, Optimization& opt)
   return s;
 }
 
+// The final files of a run (adapter or model, trainer_state.json, results, plots).
+void finish_outputs(const config::ResolvedConfig& rc, TrainModel& tm, const RunState& state, const metrics::TrainerLog& log,
+                    int64_t total_steps, double runtime, int64_t samples_seen);
+
 void finish_run(const config::ResolvedConfig& rc, TrainModel& tm, const RunState& state, const metrics::TrainerLog& log,
                 int64_t total_steps, double runtime, int64_t samples_seen) {
   const auto& c = rc.config;
   const fs::path out = c.output.output_dir;
+  // A run that did not learn anything usable ends with exit 1, and its outputs are not written.
+  if (!log.history().empty()) {
+    const auto& last = log.history().back();
+    if (last.contains("loss") && !(last["loss"].is_number() && std::isfinite(last["loss"].get<double>())))
+      runtime_error("the last logged loss (step {}) is not finite: the adapter is not saved; lower learning_rate or check the "
+                    "data, then rerun (checkpoints before the divergence are kept)",
+                    state.global_step);
+    if (last.contains("skipped_steps") && last["skipped_steps"].is_number() &&
+        last["skipped_steps"].get<double>() >= static_cast<double>(state.global_step))
+      runtime_error("every one of the {} steps was skipped (non-finite loss or gradient): nothing was trained", state.global_step);
+  }
+  checkpoint::write_recorded(out, [&] { finish_outputs(rc, tm, state, log, total_steps, runtime, samples_seen); });
+}
+
+void finish_outputs(const config::ResolvedConfig& rc, TrainModel& tm, const RunState& state, const metrics::TrainerLog& log,
+                    int64_t total_steps, double runtime, int64_t samples_seen) {
+  const auto& c = rc.config;
+  const fs::path out = c.output.output_dir;
   save_trained(tm, c, out);
-  write_file_atomic(out / "trainer_state.json", trainer_state_json(c, state, log, total_steps).dump(2) + "\n");
+  auto final_state = trainer_state_json(c, state, log, total_steps);
+  final_state["gym_finished"] = state.global_step >= total_steps;   // a rerun does not train again
+  write_file_atomic(out / "trainer_state.json", final_state.dump(2) + "\n");
   double loss_sum = 0;
   int n = 0;
   for (const auto& l : log.history())

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "gym/checkpoint/output_dir.h"
 #include "gym/core/error.h"
 #include "gym/core/fs.h"
 
@@ -20,6 +21,12 @@ void run_training(const config::ResolvedConfig& rc) {
       !std::filesystem::exists(std::filesystem::path(c.model.adapter_name_or_path) / "adapter_config.json")) {
     spdlog::info("adapter {} does not exist yet: training it with {} first", c.model.adapter_name_or_path, c.model.adapter_warm_start);
     run_training(config::load_config(c.model.adapter_warm_start, {"--output_dir", c.model.adapter_name_or_path}));
+  }
+  // Rerunning a finished run's command does not train again (nor replace it by an older checkpoint).
+  if (!c.output.overwrite_output_dir && (c.output.resume_from_checkpoint.empty() || c.output.resume_from_checkpoint == "false") &&
+      checkpoint::holds_finished_run(c.output.output_dir)) {
+    spdlog::info("output_dir {} holds a finished run: nothing to do (overwrite_output_dir: true trains again)", c.output.output_dir);
+    return;
   }
   if (c.training.stage == "sft") return run_sft(rc);
   return run_rl(rc);

@@ -30,7 +30,7 @@ struct Registry {
     fns["length"] = each([](const RewardInput& in, const RewardSettings& s) { return length_reward(in, s.length_target); });
     fns["external"] = [](const std::vector<RewardInput>& batch, const RewardSettings& s) {
       if (s.external_command.empty()) config_error("the external reward needs reward_command");
-      return external_reward(batch, s.external_command, s.external_timeout);
+      return external_reward(batch, s);
     };
   }
 };

@@ -1,12 +1,14 @@
 // The `external` reward: one /bin/sh command per batch, JSON lines in, one number per line out.
-// fork/exec with three pipes and a poll loop, so a command that never reads, never writes or never
-// exits cannot hang training: at the deadline its whole process group is killed.
+// fork/exec (into the sandbox of rl/sandbox.h) with three pipes and a poll loop, so a command that
+// never reads, never writes, never exits or floods its output cannot hang training: at the deadline
+// (or the output limit) its whole process tree is killed.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -18,6 +20,7 @@
 
 #include "gym/core/error.h"
 #include "gym/rl/rewards.h"
+#include "rl/sandbox.h"
 
 namespace gym::rl {
 
@@ -66,7 +69,9 @@ std::optional<double> parse_line(const std::string& command, const std::string& 
   std::string line = raw;
   while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
   line.erase(0, line.find_first_not_of(" \t"));
-  if (line == "nan" || line == "NaN" || line == "null" || line == "None") return std::nullopt;
+  if (line == "null" || line == "None") return std::nullopt;   // TRL: this function does not score it
+  if (line == "nan" || line == "NaN" || line == "-nan")
+    runtime_error("external reward '{}' returned NaN (print null to leave a completion unscored)", command);
   char* end = nullptr;
   const double v = std::strtod(line.c_str(), &end);
   const bool plain = line.find_first_not_of("+-0123456789.eE") == std::string::npos;
@@ -78,6 +83,23 @@ std::optional<double> parse_line(const std::string& command, const std::string& 
 }  // namespace
 
 RewardScores external_reward(const std::vector<RewardInput>& batch, const std::string& command, double timeout_s) {
+  RewardSettings s;
+  s.external_command = command;
+  s.external_timeout = timeout_s;
+  return external_reward(batch, s);
+}
+
+RewardScores external_reward(const std::vector<RewardInput>& batch, const RewardSettings& settings) {
+  const std::string& command = settings.external_command;
+  // A deadline that cannot overflow: at most a day.
+  const double timeout_s = std::isfinite(settings.external_timeout) ? std::clamp(settings.external_timeout, 1e-3, 86400.0) : 86400.0;
+  SandboxLimits limits;
+  limits.isolate = settings.external_sandbox;
+  limits.cpu_seconds = timeout_s;
+  limits.memory_mb = settings.external_memory_mb;
+  limits.max_processes = settings.external_max_processes;
+  limits.max_output_mb = settings.external_max_output_mb;
+  const size_t max_output = static_cast<size_t>(std::max<int64_t>(1, limits.max_output_mb)) << 20;
   std::string input;
   for (const auto& r : batch)
     input += nlohmann::json{{"prompt", r.prompt}, {"completion", r.completion}, {"completion_ids", r.completion_ids},
@@ -89,19 +111,28 @@ RewardScores external_reward(const std::vector<RewardInput>& batch, const std::s
   make_pipe(out);
   make_pipe(err);
   IgnoreSigpipe ignore_sigpipe;
-  const char* cmd = command.c_str();
+  const SandboxPlan plan = plan_sandbox(command, limits);
+  struct WorkdirGuard {
+    const SandboxPlan& p;
+    ~WorkdirGuard() { remove_workdir(p); }
+  } workdir_guard{plan};
+  // argv / envp prepared before fork: the child only calls async-signal-safe functions.
+  std::vector<char*> argv, envp;
+  for (const auto& a : plan.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  for (const auto& e : plan.env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
   const pid_t pid = fork();
   if (pid < 0) runtime_error("external reward '{}': fork failed ({})", command, std::strerror(errno));
-  if (pid == 0) {   // child: only async-signal-safe calls until exec
-    setpgid(0, 0);
+  if (pid == 0) {   // child: a new session (its process group is pid), the limits, then exec
     dup2(in.read.fd, 0);
     dup2(out.write.fd, 1);
     dup2(err.write.fd, 2);
     signal(SIGPIPE, SIG_DFL);
-    execl("/bin/sh", "sh", "-c", cmd, static_cast<char*>(nullptr));
+    apply_child_limits(limits, plan);
+    execve(argv[0], argv.data(), envp.data());
     _exit(127);
   }
-  setpgid(pid, pid);
   in.read.close();
   out.write.close();
   err.write.close();
@@ -109,9 +140,15 @@ RewardScores external_reward(const std::vector<RewardInput>& batch, const std::s
   if (input.empty()) in.write.close();
 
   const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s));
-  auto kill_and_throw = [&] {
+  // Killing the session's group kills bubblewrap, whose pid namespace takes every process of the
+  // command along (setsid'd ones included).
+  auto kill_all = [&] {
     kill(-pid, SIGKILL);
+    kill(pid, SIGKILL);
     waitpid(pid, nullptr, 0);
+  };
+  auto kill_and_throw = [&] {
+    kill_all();
     runtime_error("external reward '{}' timed out after {} s", command, timeout_s);
   };
   std::string stdout_text, stderr_text;
@@ -135,6 +172,10 @@ RewardScores external_reward(const std::vector<RewardInput>& batch, const std::s
       if (n > 0) text->append(buf, static_cast<size_t>(n));
       else if (n == 0 || (errno != EAGAIN && errno != EINTR)) fd->close();
     }
+    if (stdout_text.size() + stderr_text.size() > max_output) {
+      kill_all();
+      runtime_error("external reward '{}' printed more than {} MB (reward_max_output_mb)", command, max_output >> 20);
+    }
   }
   in.write.close();
   int status = 0;
@@ -142,6 +183,7 @@ RewardScores external_reward(const std::vector<RewardInput>& batch, const std::s
     if (Clock::now() >= deadline) kill_and_throw();
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+  kill(-pid, SIGKILL);   // anything it left running in its session
   if (WIFSIGNALED(status))
     runtime_error("external reward '{}' was killed by signal {}{}", command, WTERMSIG(status), tail(stderr_text));
   if (WEXITSTATUS(status) != 0)

@@ -23,8 +23,11 @@ void rotate_checkpoints(const fs::path& output_dir, int64_t keep);
 // What a run does at start, following LLaMA-Factory / HF Trainer:
 // - resume_from_checkpoint: a path, or "true" for the latest in output_dir (error if none);
 // - a non-empty output_dir with checkpoints resumes from the latest (unless overwrite_output_dir);
-// - a non-empty output_dir without checkpoints is refused unless overwrite_output_dir;
-// - overwrite_output_dir removes gym's previous outputs there and starts afresh.
+// - without checkpoints, gym's own leftovers (a run that stopped early) are removed and the run
+//   starts afresh; anything foreign there is refused;
+// - overwrite_output_dir removes gym's previous outputs there (the manifest's entries, never a
+//   foreign file: see output_dir.h) and starts afresh.
+// Call it holding the output_dir lock.
 struct StartPlan {
   bool fresh = true;
   fs::path resume_from;   // empty when fresh

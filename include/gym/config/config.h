@@ -75,6 +75,10 @@ struct RlArgs {
   std::vector<double> reward_weights;          // resolved: one 1.0 per reward function
   std::string reward_command;                  // for the `external` reward
   double reward_timeout = 60.0;
+  bool reward_sandbox = true;                  // its limits: docs/rewards.md
+  int64_t reward_memory_mb = 4096;
+  int64_t reward_max_processes = 256;
+  int64_t reward_max_output_mb = 16;
   int64_t length_target = 0;                   // for the `length` reward; 0 = max_completion_length
 };
 

@@ -9,7 +9,13 @@ void write_dir_atomic(const fs::path& dir, Fill&& fill) {
   tmp += ".tmp." + std::to_string(::getpid());
   fs::remove_all(tmp);
   fs::create_directories(tmp);
-  fill(tmp);
+  try {
+    fill(tmp);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(tmp, ec);   // a failed write leaves no temporary folder behind
+    throw;
+  }
   fs::path old = dir;
   old += ".old." + std::to_string(::getpid());
   if (fs::exists(dir)) fs::rename(dir, old);

@@ -8,8 +8,9 @@
 //   length    0 up to length_target tokens, then −(n − target)/target, at most −1
 //   external  a user shell command: one JSON object per completion on stdin
 //             {"prompt", "completion", "completion_ids", "columns"}, one number per line on stdout
-//             ("nan"/"null"/"None" = unscored); a non-zero exit, a wrong count, a non-number or the
-//             timeout is a runtime error naming the command
+//             ("null"/"None" = unscored); a non-zero exit, a wrong count, a non-number, NaN, too
+//             much output or the timeout is a runtime error naming the command. It runs sandboxed
+//             (docs/rewards.md): no network, read-only filesystem, a private temp dir, limits.
 #pragma once
 #include <nlohmann/json.hpp>
 
@@ -31,7 +32,11 @@ struct RewardInput {
 struct RewardSettings {
   int64_t length_target = 256;       // `length`: no penalty up to this many tokens
   std::string external_command;      // `external`: run with /bin/sh -c
-  double external_timeout = 60.0;    // seconds per batch
+  double external_timeout = 60.0;    // seconds per batch (also its CPU-time limit)
+  bool external_sandbox = true;      // namespaces via bubblewrap (limits apply either way)
+  int64_t external_memory_mb = 4096;
+  int64_t external_max_processes = 256;
+  int64_t external_max_output_mb = 16;
 };
 
 using RewardScores = std::vector<std::optional<double>>;
@@ -58,6 +63,8 @@ std::map<std::string, double> reward_metrics(const std::vector<std::string>& nam
 std::optional<double> accuracy_reward(const RewardInput& in);
 std::optional<double> format_reward(const RewardInput& in);
 std::optional<double> length_reward(const RewardInput& in, int64_t target);
+RewardScores external_reward(const std::vector<RewardInput>& batch, const RewardSettings& s);
+// The same with default limits.
 RewardScores external_reward(const std::vector<RewardInput>& batch, const std::string& command, double timeout_s);
 
 // The final answer of a completion: the last \boxed{...} (nested braces), else the text after the

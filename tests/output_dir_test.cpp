@@ -1,0 +1,128 @@
+// gym never destroys what it did not write: output_dir checks, the manifest, the lock, reruns.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "cli_util.h"
+#include "gym/checkpoint/output_dir.h"
+#include "gym/core/error.h"
+#include "gym/core/fs.h"
+#include "gym/model/create.h"
+
+namespace fs = std::filesystem;
+using namespace gym;
+
+namespace {
+
+const std::string kSft = (source_dir() / "configs" / "tiny" / "sft_tiny.yaml").string();
+
+fs::path fresh(const std::string& name) {
+  auto d = fs::temp_directory_path() / ("gym_outdir_" + name);
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+// name → contents of every file below dir: equal before and after means nothing was altered.
+std::map<std::string, std::string> snapshot(const fs::path& dir) {
+  std::map<std::string, std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.is_regular_file()) out[fs::relative(e.path(), dir).string()] = read_file(e.path());
+  return out;
+}
+
+void write(const fs::path& p, const std::string& s) { std::ofstream(p) << s; }
+
+}  // namespace
+
+TEST(OutputDir, ManifestClearsOnlyGymsEntriesAndRefusesForeignOnes) {
+  const auto d = fresh("manifest");
+  checkpoint::write_recorded(d, [&] {
+    write(d / "adapter_model.safetensors", "ours");
+    fs::create_directories(d / "checkpoint-2");
+  });
+  EXPECT_EQ(checkpoint::manifest_entries(d), (std::set<std::string>{"adapter_model.safetensors", "checkpoint-2"}));
+  EXPECT_TRUE(checkpoint::foreign_entries(d).empty());
+  write(d / "notes.txt", "the user's");
+  write(d / "model.safetensors", "the user's model");
+  EXPECT_EQ(checkpoint::foreign_entries(d), (std::vector<std::string>{"model.safetensors", "notes.txt"}));
+  const auto before = snapshot(d);
+  EXPECT_THROW(checkpoint::clear_previous_outputs(d), Error);   // gym would overwrite the user's model
+  EXPECT_EQ(snapshot(d), before);                                // refused: nothing removed
+  fs::remove(d / "model.safetensors");
+  const auto removed = checkpoint::clear_previous_outputs(d);
+  EXPECT_EQ(removed.size(), 2u);
+  EXPECT_EQ(checkpoint::entry_names(d), (std::set<std::string>{"notes.txt"}));   // the user's file stays
+  // A manifest that names a path outside output_dir is refused, never followed.
+  write(d / checkpoint::kManifestName, R"({"entries": ["../victim"]})");
+  EXPECT_THROW(checkpoint::manifest_entries(d), Error);
+}
+
+TEST(OutputDir, InsideAnInputFolderIsRefused) {
+  const auto m = fresh("inputs");
+  fs::create_directories(m / "model" / "sub");
+  EXPECT_THROW(checkpoint::check_not_inside_inputs(m / "model", {{"model_name_or_path", m / "model"}}), Error);
+  EXPECT_THROW(checkpoint::check_not_inside_inputs(m / "model" / "sub", {{"model_name_or_path", m / "model"}}), Error);
+  EXPECT_THROW(checkpoint::check_not_inside_inputs(m / "model" / "new", {{"dataset_dir", m / "model/"}}), Error);
+  EXPECT_NO_THROW(checkpoint::check_not_inside_inputs(m / "model_out", {{"model_name_or_path", m / "model"}}));
+  EXPECT_NO_THROW(checkpoint::check_not_inside_inputs(m / "out", {{"adapter_name_or_path", m / "missing"}}));
+}
+
+TEST(OutputDir, LockNamesItsHolderAndAStaleLockIsTakenOver) {
+  const auto d = fresh("lock");
+  write(d / checkpoint::kLockName, "pid 999999 on host gone\n");   // a holder that died: no flock held
+  checkpoint::lock_output_dir(d);                                    // taken over
+  EXPECT_NE(read_file(d / checkpoint::kLockName).find("pid " + std::to_string(::getpid())), std::string::npos);
+  // This process holds it now: a gym run on the same output_dir is refused, naming us.
+  auto r = test::run_gym("train " + kSft + " --output_dir " + d.string() + " --max_steps 2");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("in use by another gym run (pid " + std::to_string(::getpid())), std::string::npos) << r.output;
+  EXPECT_EQ(test::count_error_lines(r.output), 1) << r.output;
+}
+
+TEST(OutputDirCli, OverwriteNeverDeletesAModelFolder) {
+  const auto root = fresh("model_guard");
+  model::create_model("qwen3", "tiny", root / "model", "bytes", 0);
+  const auto before = snapshot(root / "model");
+  // output_dir = the model folder, with overwrite: refused before anything is touched.
+  auto r = test::run_gym("train " + kSft + " --model_name_or_path " + (root / "model").string() + " --create_model_preset null" +
+                         " --output_dir " + (root / "model").string() + " --overwrite_output_dir true --max_steps 2");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("is model_name_or_path"), std::string::npos) << r.output;
+  EXPECT_EQ(snapshot(root / "model"), before);
+  EXPECT_FALSE(fs::exists(root / "model" / checkpoint::kLockName));
+  // A copy of the model as output_dir of another run: foreign files, overwrite refuses them.
+  fs::copy(root / "model", root / "copy", fs::copy_options::recursive);
+  r = test::run_gym("train " + kSft + " --output_dir " + (root / "copy").string() + " --overwrite_output_dir true --max_steps 2");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("holds files gym did not write"), std::string::npos) << r.output;
+  EXPECT_EQ(snapshot(root / "copy").size(), before.size() + 1);   // + the lock file, nothing else
+  EXPECT_EQ(read_file(root / "copy" / "model.safetensors"), before.at("model.safetensors"));
+}
+
+TEST(OutputDirCli, RerunResumesOrSaysFinishedAndOverwriteRemovesOnlyGymsFiles) {
+  const auto d = fresh("rerun") / "out";
+  const std::string cmd = "train " + kSft + " --output_dir " + d.string() + " --max_steps 4 --save_steps 2 --logging_steps 1";
+  auto r = test::run_gym(cmd);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto finished = snapshot(d);
+  r = test::run_gym(cmd);   // the same command again: a finished run is left as it is
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("holds a finished run: nothing to do"), std::string::npos) << r.output;
+  auto again = snapshot(d), before = finished;
+  again.erase(checkpoint::kLockName), before.erase(checkpoint::kLockName);   // the lock names the last holder
+  EXPECT_EQ(again, before);
+  // Longer: resumes from checkpoint-2 (the latest complete one), one line says so.
+  fs::remove(d / "trainer_state.json");
+  r = test::run_gym(cmd);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("resuming from"), std::string::npos) << r.output;
+  // overwrite: gym's files go and the run starts afresh; the user's file stays.
+  write(d / "my_notes.txt", "keep me");
+  r = test::run_gym(cmd + " --overwrite_output_dir true");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("overwrite_output_dir: removed"), std::string::npos) << r.output;
+  EXPECT_EQ(read_file(d / "my_notes.txt"), "keep me");
+  EXPECT_TRUE(fs::exists(d / "adapter_model.safetensors"));
+}
