@@ -104,7 +104,7 @@ struct Reader {
     }
     YAML::Node root;
     try {
-      root = YAML::LoadFile(path.string());
+      root = YAML::Load(gym::read_file(path));   // read_file refuses FIFOs, devices and huge files
     } catch (const YAML::Exception& e) {
       config_error("{}:{}:{}: invalid YAML: {}", path.string(), e.mark.line + 1, e.mark.column + 1, e.msg);
     }

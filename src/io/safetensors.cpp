@@ -64,7 +64,10 @@ std::string dtype_to_safetensors(torch::Dtype dtype) {
 
 SafeTensorsFile::SafeTensorsFile(const std::filesystem::path& path) : path_(path) {
   const std::string p = path.string();
-  const int fd = ::open(p.c_str(), O_RDONLY);
+  // stat first: opening a FIFO would block, and only a regular file can be mapped.
+  struct stat pre {};
+  if (::stat(p.c_str(), &pre) == 0 && !S_ISREG(pre.st_mode)) config_error("safetensors file '{}' is not a regular file", p);
+  const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) config_error("cannot open safetensors file '{}': {}", p, std::strerror(errno));
   struct stat st {};
   ::fstat(fd, &st);

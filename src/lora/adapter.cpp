@@ -101,13 +101,21 @@ config::LoraArgs load_adapter(torch::nn::Module& root, const std::filesystem::pa
     if (!has_a || !has_b) continue;
     const auto& ia = file.info(a);
     const auto& ib = file.info(b);
-    const int64_t r = ia.shape.empty() ? 0 : ia.shape[0];
+    // Exactly [r, in] and [out, r] with the config's r: never broadcast into the attached weights.
+    const int64_t r = args.rank;
     if (ia.shape != std::vector<int64_t>{r, lin->in_features} || ib.shape != std::vector<int64_t>{lin->out_features, r})
-      config_error("{}: adapter tensors of '{}' have shapes [{}] and [{}] but the layer is [{}, {}] (out, in)", st_path.string(),
-                   name, fmt::join(ia.shape, ", "), fmt::join(ib.shape, ", "), lin->out_features, lin->in_features);
+      config_error("{}: adapter tensors of '{}' have shapes [{}] and [{}] but r {} and the layer [{}, {}] (out, in) need [{}, {}] and [{}, {}]",
+                   st_path.string(), name, fmt::join(ia.shape, ", "), fmt::join(ib.shape, ", "), r, lin->out_features,
+                   lin->in_features, r, lin->in_features, lin->out_features, r);
+    if (lin->has_lora() && lin->lora_A->weight.size(0) != r)
+      config_error("{}: adapter of '{}' has rank {} but the run's LoRA has rank {}", st_path.string(), name, r,
+                   lin->lora_A->weight.size(0));
     if (!lin->has_lora()) lin->attach_lora(r, scaling, args.dropout);
-    lin->lora_A->weight.copy_(file.load(a).to(torch::kFloat32));
-    lin->lora_B->weight.copy_(file.load(b).to(torch::kFloat32));
+    auto ta = file.load(a).to(torch::kFloat32), tb = file.load(b).to(torch::kFloat32);
+    if (!torch::isfinite(ta).all().item<bool>() || !torch::isfinite(tb).all().item<bool>())
+      config_error("{}: adapter tensors of '{}' hold NaN or infinity", st_path.string(), name);
+    lin->lora_A->weight.copy_(ta);
+    lin->lora_B->weight.copy_(tb);
     lin->lora_scaling = scaling;
     remaining.erase(a);
     remaining.erase(b);

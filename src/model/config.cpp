@@ -24,6 +24,29 @@ int64_t ArchConfig::num_moe_layers() const {
   return n;
 }
 
+double ArchConfig::num_parameters() const {
+  const double h = static_cast<double>(hidden_size), d = static_cast<double>(head_dim);
+  double n = static_cast<double>(vocab_size) * h * (tie_word_embeddings ? 1 : 2) + h;
+  for (int64_t i = 0; i < num_hidden_layers; ++i) {
+    n += 2 * h;
+    if (is_linear_attention(i)) {
+      const double key = static_cast<double>(linear_num_key_heads * linear_key_head_dim);
+      const double value = static_cast<double>(linear_num_value_heads * linear_value_head_dim);
+      n += h * (2 * key + 2 * value) + h * 2.0 * static_cast<double>(linear_num_value_heads) + value * h +
+           (2 * key + value) * static_cast<double>(linear_conv_kernel_dim);
+    } else {
+      n += h * static_cast<double>(num_attention_heads) * d * (attn_output_gate ? 2 : 1) + 2 * h * static_cast<double>(num_key_value_heads) * d +
+           static_cast<double>(num_attention_heads) * d * h + 2 * d;
+    }
+    if (is_moe_layer(i))
+      n += static_cast<double>(num_experts) * 3 * h * static_cast<double>(moe_intermediate_size) + h * static_cast<double>(num_experts) +
+           (shared_expert_intermediate_size > 0 ? 3 * h * static_cast<double>(shared_expert_intermediate_size) + h : 0.0);
+    else
+      n += 3 * h * static_cast<double>(intermediate_size);
+  }
+  return n;
+}
+
 ArchConfig parse_arch_config(const nlohmann::json& j, const std::string& source) {
   if (!j.is_object()) config_error("{}: expected a JSON object", source);
   if (!j.contains("model_type") || !j["model_type"].is_string())

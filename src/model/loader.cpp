@@ -68,10 +68,22 @@ CausalLM load_model(const std::filesystem::path& dir, torch::Dtype dtype, const 
   const auto& family = model_family(cfg.model_type);
   const bool prequantized = !cfg.quantization_config.is_null();
   if (prequantized) check_quantization_config(cfg.quantization_config, (dir / "config.json").string());
+  io::CheckpointTensors tensors(dir);
+  // Before allocating: a config.json that implies far more weights than the files hold is an error,
+  // not an allocation failure (4-bit files hold ~1/8 of the float32 bytes; 16× leaves room).
+  double held = 0;
+  for (const auto& n : tensors.names()) {
+    const auto& info = tensors.info(n);
+    held += static_cast<double>(info.end - info.begin);
+  }
+  const double implied = cfg.num_parameters() * static_cast<double>(torch::elementSize(dtype));
+  if (implied > 16 * held + (64 << 20))
+    config_error("{}: config.json implies {:.3g} parameters ({:.3g} GB in {}) but the safetensors hold only {:.3g} GB; check "
+                 "hidden_size, num_hidden_layers, vocab_size and the expert counts",
+                 (dir / "config.json").string(), cfg.num_parameters(), implied / 1e9, torch::toString(dtype), held / 1e9);
   // Parameters are allocated uninitialised (no pages touched): a weight that is quantized as it is
   // read never exists in float32 beside the others.
   CausalLM model = build_model(cfg, torch::TensorOptions().dtype(dtype));
-  io::CheckpointTensors tensors(dir);
   std::vector<std::string> missing;
   std::set<std::string> used;
   torch::NoGradGuard guard;
@@ -141,7 +153,7 @@ void init_random_weights(CausalLMImpl& model, uint64_t seed) {
     if (is_lora_name(name) || norms.count(p.data_ptr())) continue;
     const std::string leaf = name.substr(name.rfind('.') + 1);
     if (leaf == "A_log") {
-      p.copy_(at::empty(p.sizes(), f32).uniform_(1.0, 16.0, gen).log());
+      p.copy_(at::empty(p.sizes(), f32).uniform_(0.01, 16.0, gen).log());
     } else if (leaf == "dt_bias") {
       p.fill_(1.0);
     } else if (name == "model.embed_tokens.weight" || name == "lm_head.weight") {

@@ -69,15 +69,25 @@ ArchConfig next_preset(const std::string& preset) {
   apply_dense_preset(c, preset);
   c.norm_unit_offset = true;
   c.attn_output_gate = true;
-  c.tie_word_embeddings = false;   // as the real Qwen3-Next
-  c.partial_rotary_factor = 0.25;
-  c.num_experts = 8, c.num_experts_per_tok = 2, c.moe_intermediate_size = c.intermediate_size / 4;
-  c.shared_expert_intermediate_size = c.intermediate_size / 4;
+  // The real Qwen3-Next unties lm_head; the tiny one ties it (as the dense tiny model) so that a
+  // frozen random base leaves LoRA a usable output layer; its experts get half the dense width and
+  // every other layer a dense MLP (a random router spreads too few tokens per expert to learn fast).
+  c.tie_word_embeddings = preset == "tiny";
+  if (preset == "tiny") c.decoder_sparse_step = 2;   // dense MLPs in layers 0 and 2, sparse in 1 and 3
+  // 0.25 of the real head_dim 256 rotates 64 dims; a quarter of the tiny head_dim 16 would leave only
+  // two frequencies, too few to learn positions with, so the tiny model rotates all 16.
+  c.partial_rotary_factor = preset == "tiny" ? 1.0 : 0.25;
+  c.num_experts = 8, c.num_experts_per_tok = 2, c.moe_intermediate_size = c.intermediate_size / (preset == "tiny" ? 2 : 4);
+  c.shared_expert_intermediate_size = c.moe_intermediate_size;
   c.norm_topk_prob = true, c.router_aux_loss_coef = 0.001;
   c.linear_num_key_heads = c.num_key_value_heads, c.linear_num_value_heads = c.num_attention_heads;
   c.linear_key_head_dim = c.head_dim, c.linear_value_head_dim = c.head_dim, c.linear_conv_kernel_dim = 4;
-  if (preset == "tiny") c.num_hidden_layers = 4;   // [linear, linear, linear, full], as the real model's 3:1
-  for (int64_t i = 0; i < c.num_hidden_layers; ++i) c.layer_types.push_back((i + 1) % 4 == 0 ? "full_attention" : "linear_attention");
+  // The real model's 3:1 pattern; the tiny one alternates ([linear, full] × 2) so that, like the
+  // dense tiny model, it has two softmax-attention layers to learn positions with.
+  const int64_t interval = preset == "tiny" ? 2 : 4;
+  if (preset == "tiny") c.num_hidden_layers = 4;
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i)
+    c.layer_types.push_back((i + 1) % interval == 0 ? "full_attention" : "linear_attention");
   return c;
 }
 

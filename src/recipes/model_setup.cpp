@@ -7,6 +7,7 @@
 #include "gym/io/hf_dir.h"
 #include "gym/io/safetensors.h"
 #include "gym/lora/adapter.h"
+#include "gym/lora/targets.h"
 #include "gym/model/create.h"
 #include "gym/model/loader.h"
 
@@ -41,7 +42,11 @@ TrainModel setup_model(const config::TrainConfig& c) {
   if (c.quant.bits == 4 && c.quant.type != "nf4") config_error("quantization_type '{}' is not supported yet (nf4)", c.quant.type);
   model::QuantLoad ql{c.quant.bits, c.quant.blocksize, c.quant.double_quantization};
   tm.model = model::load_model(tm.model_dir, tm.dtype, ql);
+  if (tm.tokenizer.vocab_size() > tm.model->config().vocab_size)
+    config_error("{}: the tokenizer has {} tokens but config.json's vocab_size is {}: token ids would fall outside the embedding",
+                 tm.model_dir.string(), tm.tokenizer.vocab_size(), tm.model->config().vocab_size);
   tm.lora = c.lora.finetuning_type == "lora";
+  tm.lora_args = c.lora;
   if (tm.lora) {
     torch::manual_seed(static_cast<uint64_t>(c.training.seed));
     auto adapted = lora::inject(*tm.model, c.lora);
@@ -77,6 +82,17 @@ void save_trained(TrainModel& tm, const config::TrainConfig& c, const fs::path& 
 
 void load_trained(TrainModel& tm, const fs::path& dir) {
   if (tm.lora) {
+    // The checkpoint's LoRA must be the run's: a different rank, alpha or scaling is never mixed in.
+    const auto cfg_path = dir / "adapter_config.json";
+    if (!fs::exists(cfg_path)) config_error("checkpoint '{}' has no adapter_config.json", dir.string());
+    auto j = nlohmann::json::parse(read_file(cfg_path), nullptr, false);
+    if (j.is_discarded()) config_error("{}: invalid JSON", cfg_path.string());
+    const auto saved = lora::lora_args_from_adapter_config(j, cfg_path.string());
+    const auto& run = tm.lora_args;
+    if (saved.rank != run.rank || saved.alpha != run.alpha || saved.use_rslora != run.use_rslora)
+      config_error("{}: the checkpoint's LoRA (r {}, alpha {}, use_rslora {}) differs from this run's (r {}, alpha {}, use_rslora {}); "
+                   "resume with the same LoRA settings, or start afresh with overwrite_output_dir",
+                   cfg_path.string(), saved.rank, saved.alpha, saved.use_rslora, run.rank, run.alpha, run.use_rslora);
     lora::load_adapter(*tm.model, dir, tm.model->config().weight_prefix);
     return;
   }

@@ -67,6 +67,8 @@ struct ArchConfig {
   bool is_moe_layer(int64_t layer) const;
   bool is_linear_attention(int64_t layer) const;
   int64_t num_moe_layers() const;
+  // Parameters the config implies (the text model gym builds), in double to survive absurd configs.
+  double num_parameters() const;
   int64_t rotary_dim() const { return static_cast<int64_t>(static_cast<double>(head_dim) * partial_rotary_factor); }
 };
 

@@ -28,7 +28,7 @@ CausalLM load_model(const std::filesystem::path& model_dir, torch::Dtype dtype =
 void check_quantization_config(const nlohmann::json& qc, const std::string& source);
 
 // Random weights from a seed: normal · 0.02 as HF, norms at their identity (1, or 0 for (1 + w)
-// norms), the embedding and an untied lm_head normal · 0.3, and Gated DeltaNet's A_log = log U(1, 16),
+// norms), the embedding and an untied lm_head normal · 0.3, and Gated DeltaNet's A_log = log U(0.01, 16),
 // dt_bias = 1 (transformers' init).
 void init_random_weights(CausalLMImpl& model, uint64_t seed);
 

@@ -16,6 +16,7 @@ struct TrainModel {
   std::string base_name;        // as written in adapter_config.json
   torch::Dtype dtype = torch::kFloat32;
   bool lora = true;
+  config::LoraArgs lora_args;   // the run's LoRA settings (a resumed checkpoint must have the same)
 };
 
 // The folder of model_name_or_path; with create_model_preset a missing model is created first

@@ -1,0 +1,85 @@
+// Hostile inputs get one clear line and the right exit code: never a crash, a hang or an
+// allocation failure. (Output-dir safety: output_dir_test.cpp; the reward sandbox: rl_sandbox_test.cpp.)
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "cli_util.h"
+#include "gym/core/error.h"
+#include "gym/core/fs.h"
+#include "gym/model/create.h"
+#include "gym/model/loader.h"
+
+namespace fs = std::filesystem;
+using namespace gym;
+
+namespace {
+fs::path fresh(const std::string& name) {
+  auto d = fs::temp_directory_path() / ("gym_hardening_" + name);
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+}  // namespace
+
+TEST(Hardening, AConfigThatWouldAllocateTerabytesIsAClearError) {
+  const auto d = fresh("huge");
+  model::create_model("qwen3", "tiny", d / "m", "bytes", 0);
+  auto cfg = nlohmann::json::parse(read_file(d / "m" / "config.json"));
+  cfg["num_hidden_layers"] = 100000;
+  cfg["intermediate_size"] = 1000000;
+  write_file_atomic(d / "m" / "config.json", cfg.dump());
+  try {
+    model::load_model(d / "m");
+    FAIL() << "loaded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.exit_code(), 2);
+    EXPECT_NE(std::string(e.what()).find("config.json implies"), std::string::npos) << e.what();
+  }
+  for (const char* bad : {R"({"rope_theta": -1.0})", R"({"rms_norm_eps": 0.0})", R"({"vocab_size": 0})"}) {
+    auto c = nlohmann::json::parse(read_file(d / "m" / "config.json"));
+    c["num_hidden_layers"] = 2;
+    c["intermediate_size"] = 128;
+    c.update(nlohmann::json::parse(bad));
+    write_file_atomic(d / "m" / "config.json", c.dump());
+    EXPECT_THROW(model::load_model(d / "m"), Error) << bad;
+  }
+}
+
+TEST(Hardening, FifosAndDevicesAreRefusedWithoutHanging) {
+  const auto d = fresh("fifo");
+  ASSERT_EQ(::mkfifo((d / "config.yaml").c_str(), 0644), 0);
+  // Reading a FIFO would block forever: gym refuses it before opening.
+  auto r = test::run_gym("validate " + (d / "config.yaml").string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("not a regular file (a FIFO)"), std::string::npos) << r.output;
+  r = test::run_gym("validate /dev/zero");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("a device"), std::string::npos) << r.output;
+  EXPECT_THROW(read_file(d), Error);   // a directory
+}
+
+TEST(Hardening, FloatKeysOutOfRangeNameTheKey) {
+  for (const char* kv : {"--learning_rate nan", "--temperature inf", "--reward_timeout -1", "--top_p 0", "--lora_dropout 1.5"}) {
+    auto r = test::run_gym("validate " + (source_dir() / "configs/tiny/sft_tiny.yaml").string() + " " + kv);
+    EXPECT_EQ(r.exit_code, 2) << kv << "\n" << r.output;
+    const std::string key = std::string(kv).substr(2, std::string(kv).find(' ') - 2);
+    EXPECT_NE(r.output.find(key), std::string::npos) << kv << "\n" << r.output;
+    EXPECT_EQ(test::count_error_lines(r.output), 1) << r.output;
+  }
+}
+
+TEST(Hardening, MaxNewTokensZeroMeansZero) {
+  const auto d = fresh("gen0");
+  model::create_model("qwen3", "tiny", d / "m", "bytes", 0);
+  std::ofstream(d / "in.jsonl") << R"({"input_ids": [1, 2, 3]})" << "\n";
+  auto r = test::run_gym("generate --model " + (d / "m").string() + " --input " + (d / "in.jsonl").string() + " --max_new_tokens 0");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find(R"("completion_ids":[])"), std::string::npos) << r.output;
+  std::ofstream(d / "bad.jsonl") << R"({"input_ids": [1, 99999]})" << "\n";
+  r = test::run_gym("generate --model " + (d / "m").string() + " --input " + (d / "bad.jsonl").string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("outside the model's vocabulary"), std::string::npos) << r.output;
+}
