@@ -87,7 +87,11 @@ void print(const nlohmann::json& j, bool json) {
 }
 
 void add_shape_and_json(CLI::App* cmd, std::string& shape, bool& json) {
-  cmd->add_option("--shape", shape, "tiny, small or qwen-like")->check(CLI::IsMember({"tiny", "small", "qwen-like"}));
+  std::vector<std::string> shapes;
+  for (const char* family : {"", "moe-", "next-", "omni-"})
+    for (const char* preset : {"tiny", "small", "qwen-like"}) shapes.push_back(std::string(family) + preset);
+  cmd->add_option("--shape", shape, "tiny, small or qwen-like (Qwen3), or the same with a family prefix: moe-, next-, omni-")
+      ->check(CLI::IsMember(shapes));
   cmd->add_flag("--json", json, "One JSON object");
 }
 
