@@ -145,12 +145,12 @@ TEST(RlRewardLength, PenaltyBeyondTheTarget) {
 }
 
 TEST(RlRewardExternal, ContractJsonLinesInNumbersOut) {
-  // Reads every JSON line and prints the length of its completion plus its `bonus` column; 'nan' for "?".
+  // Reads every JSON line and prints the length of its completion plus its `bonus` column; 'null' (unscored) for "?".
   const auto cmd = script("ok.sh",
                           "while IFS= read -r line; do\n"
                           "  c=$(printf '%s' \"$line\" | sed 's/.*\"completion\":\"\\([^\"]*\\)\".*/\\1/')\n"
                           "  b=$(printf '%s' \"$line\" | sed 's/.*\"bonus\":\\([0-9]*\\).*/\\1/')\n"
-                          "  if [ \"$c\" = \"?\" ]; then echo nan; else echo $(( ${#c} + b )); fi\n"
+                          "  if [ \"$c\" = \"?\" ]; then echo null; else echo $(( ${#c} + b )); fi\n"
                           "done");
   auto got = rl::external_reward({row("ab", {{"bonus", 10}}), row("abcd", {{"bonus", 0}}), row("?", {{"bonus", 0}})}, cmd, 10);
   ASSERT_EQ(got.size(), 3u);

@@ -186,6 +186,9 @@ RewardScores external_reward(const std::vector<RewardInput>& batch, const Reward
   kill(-pid, SIGKILL);   // anything it left running in its session
   if (WIFSIGNALED(status))
     runtime_error("external reward '{}' was killed by signal {}{}", command, WTERMSIG(status), tail(stderr_text));
+  // In the sandbox the command runs under bubblewrap, which reports a signal as 128 + its number.
+  if (plan.isolated && WEXITSTATUS(status) > 128)
+    runtime_error("external reward '{}' was killed by signal {}{}", command, WEXITSTATUS(status) - 128, tail(stderr_text));
   if (WEXITSTATUS(status) != 0)
     runtime_error("external reward '{}' failed (exit status {}){}", command, WEXITSTATUS(status), tail(stderr_text));
 
