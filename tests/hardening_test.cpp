@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "cli_util.h"
+#include "test_util.h"
 #include "gym/core/error.h"
 #include "gym/core/fs.h"
 #include "gym/model/create.h"
@@ -16,12 +17,7 @@ namespace fs = std::filesystem;
 using namespace gym;
 
 namespace {
-fs::path fresh(const std::string& name) {
-  auto d = fs::temp_directory_path() / ("gym_hardening_" + name);
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
+fs::path fresh(const std::string& name) { return test::fresh_dir("hardening_" + name); }
 }  // namespace
 
 TEST(Hardening, AConfigThatWouldAllocateTerabytesIsAClearError) {

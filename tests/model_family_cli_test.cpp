@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "cli_util.h"
+#include "test_util.h"
 #include "gym/core/fs.h"
 #include "gym/io/safetensors.h"
 #include "gym/lora/adapter.h"
@@ -21,12 +22,7 @@ namespace {
 
 const fs::path kParity = fs::path(GYM_TEST_DATA) / "parity";
 
-fs::path fresh_dir(const std::string& name) {
-  auto d = fs::temp_directory_path() / ("gym_family_" + name);
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
+fs::path fresh_dir(const std::string& name) { return test::fresh_dir("family_" + name); }
 
 // gym score on a fixture: logits and next-token log-probs of unpadded positions to 1e-4, aux_loss to 1e-5.
 void check_score(const fs::path& fixture) {

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "cli_util.h"
+#include "test_util.h"
 #include "gym/core/fs.h"
 #include "gym/io/safetensors.h"
 
@@ -15,19 +16,7 @@ namespace {
 
 const std::string kTiny = (source_dir() / "configs" / "tiny").string();
 
-fs::path out_dir(const std::string& name) {
-  auto d = fs::temp_directory_path() / ("gym_family_train_" + name);
-  fs::remove_all(d);
-  return d;
-}
-
-std::vector<nlohmann::json> read_log(const fs::path& dir) {
-  std::vector<nlohmann::json> lines;
-  std::ifstream in(dir / "trainer_log.jsonl");
-  std::string l;
-  while (std::getline(in, l)) lines.push_back(nlohmann::json::parse(l));
-  return lines;
-}
+fs::path out_dir(const std::string& name) { return test::fresh_dir("family_train_" + name, false); }
 
 }  // namespace
 
@@ -38,7 +27,7 @@ TEST(ModelFamilyTrain, NextGspoLearnsOnTheArithmeticSet) {
   r = test::run_gym("train " + kTiny + "/next_gspo_tiny.yaml --output_dir " + gspo.string() + " --adapter_name_or_path " + sft.string() +
                     " --logging_steps 1");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  const auto log = read_log(gspo);
+  const auto log = test::read_log(gspo);
   ASSERT_GE(log.size(), 20u);
   double first = 0, last = 0;
   for (size_t i = 0; i < 10; ++i) first += log[i]["reward"].get<double>() / 10, last += log[log.size() - 1 - i]["reward"].get<double>() / 10;
@@ -55,7 +44,7 @@ TEST(ModelFamilyTrain, OmniSftLowersTheLossAndSavesPeftNames) {
   const auto out = out_dir("omni_sft");
   auto r = test::run_gym("train " + kTiny + "/omni_sft_tiny.yaml --output_dir " + out.string() + " --logging_steps 10");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  const auto log = read_log(out);
+  const auto log = test::read_log(out);
   ASSERT_GE(log.size(), 10u);
   EXPECT_LT(log.back()["loss"].get<double>(), 0.7 * log.front()["loss"].get<double>());
   io::SafeTensorsFile adapter(out / "adapter_model.safetensors");

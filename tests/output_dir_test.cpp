@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "cli_util.h"
+#include "test_util.h"
 #include "gym/checkpoint/output_dir.h"
 #include "gym/core/error.h"
 #include "gym/core/fs.h"
@@ -17,12 +18,7 @@ namespace {
 
 const std::string kSft = (source_dir() / "configs" / "tiny" / "sft_tiny.yaml").string();
 
-fs::path fresh(const std::string& name) {
-  auto d = fs::temp_directory_path() / ("gym_outdir_" + name);
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
+fs::path fresh(const std::string& name) { return test::fresh_dir("outdir_" + name); }
 
 // name → contents of every file below dir: equal before and after means nothing was altered.
 std::map<std::string, std::string> snapshot(const fs::path& dir) {

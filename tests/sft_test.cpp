@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "cli_util.h"
+#include "test_util.h"
 #include "gym/core/fs.h"
 #include "gym/lora/adapter.h"
 #include "gym/model/loader.h"
@@ -30,13 +31,7 @@ fs::path out_dir(const std::string& name) {
   return d;
 }
 
-std::vector<nlohmann::json> read_log(const fs::path& dir) {
-  std::vector<nlohmann::json> lines;
-  std::ifstream in(dir / "trainer_log.jsonl");
-  std::string l;
-  while (std::getline(in, l)) lines.push_back(nlohmann::json::parse(l));
-  return lines;
-}
+std::vector<nlohmann::json> read_log(const fs::path& dir) { return test::read_log(dir); }
 }  // namespace
 
 TEST(Sft, TinyRunLearnsAndWritesEveryOutput) {
