@@ -124,15 +124,20 @@ torch::Tensor nf4_dequantize(const Nf4Data& q, torch::ScalarType dtype, Impl imp
 torch::Tensor nf4_dequantize_reference(const Nf4Data& q, torch::ScalarType dtype) {
   check(q);
   const int64_t n = q.numel;
+  // Each block's statistic repeated over its elements: [nblocks] → [nblocks·bs] → first `count`.
+  auto spread = [](const torch::Tensor& per_block, int64_t bs, int64_t count) {
+    return per_block.unsqueeze(1).expand({per_block.size(0), bs}).reshape({-1}).narrow(0, 0, count);
+  };
   torch::Tensor absmax = q.absmax;
-  if (!absmax.defined())   // two float32 roundings: (map[c] · nested absmax), then + offset
-    absmax = q.nested_map.index_select(0, q.absmax_codes.to(torch::kInt64)) *
-                 q.nested_absmax.repeat_interleave(q.nested_blocksize).narrow(0, 0, q.absmax_codes.numel()) +
+  if (!absmax.defined()) {   // two float32 roundings: (map[c] · nested absmax), then + offset
+    const int64_t nblocks = q.absmax_codes.numel();
+    absmax = q.nested_map.index_select(0, q.absmax_codes.reshape({-1}).to(torch::kInt64)) *
+                 spread(q.nested_absmax.reshape({-1}), q.nested_blocksize, nblocks) +
              q.offset;
+  }
   auto bytes = q.packed.reshape({-1}).to(torch::kInt64);
   auto codes = torch::stack({bytes.div(16, "floor"), bytes.remainder(16)}, 1).reshape({-1}).narrow(0, 0, n);
-  auto scale = absmax.repeat_interleave(q.blocksize).narrow(0, 0, n);
-  return (q.code.index_select(0, codes) * scale).to(dtype);
+  return (q.code.index_select(0, codes) * spread(absmax.reshape({-1}), q.blocksize, n)).to(dtype);
 }
 
 namespace {

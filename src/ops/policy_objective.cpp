@@ -24,7 +24,8 @@ torch::Tensor log_weight(const Inputs& in, RatioLevel level) {
   auto delta = in.logp - in.old;
   if (level == RatioLevel::Token) return delta;
   auto seq = (delta * in.mask).sum(-1, true) / in.mask.sum(-1, true).clamp_min(1.0);
-  return level == RatioLevel::Sequence ? seq : (seq + in.logp) - in.logp;
+  // GSPO-token: exp(sg[log s_i] + logp − sg[logp]): the value of s_i, the gradient of each token
+  return level == RatioLevel::Sequence ? seq : (seq.detach() + in.logp) - in.logp.detach();
 }
 
 // ---- CPU twin: the kernel's formulas as LibTorch ops, forward and gradient in one pass.

@@ -88,11 +88,11 @@ kernels::LogitsView view_of(const torch::Tensor& logits) {
 struct SelectiveLogSoftmaxFunction : torch::autograd::Function<SelectiveLogSoftmaxFunction> {
   static variable_list forward(AutogradContext* ctx, torch::Tensor logits, torch::Tensor ids, double temperature,
                                bool with_entropy, bool kernel) {
-    const c10::DeviceGuard guard(logits.device());
     const auto opts = logits.options().dtype(compute_type(logits));
     auto logp = torch::empty(ids.sizes(), opts), lse = torch::empty(ids.sizes(), opts);
     auto entropy = with_entropy ? torch::empty(ids.sizes(), opts) : torch::Tensor();
     if (kernel) {
+      const c10::DeviceGuard guard(logits.device());
       if (logits.stride(2) != 1) logits = logits.contiguous();
       detail::check_launch(kernels::launch_selective_log_softmax_forward(
           view_of(logits), ids.data_ptr<int64_t>(), temperature, logp.data_ptr(), lse.data_ptr(),

@@ -24,7 +24,7 @@ struct Nf4Data {
 // CPU: a hand-written loop (one pass over the bytes); CUDA: one thread per byte.
 torch::Tensor nf4_dequantize(const Nf4Data& q, torch::ScalarType dtype = torch::kFloat32, Impl impl = Impl::Auto);
 
-// The reference: plain LibTorch (index_select, repeat_interleave), float32, then cast.
+// The reference: plain LibTorch (index_select, expand), float32, then cast.
 torch::Tensor nf4_dequantize_reference(const Nf4Data& q, torch::ScalarType dtype = torch::kFloat32);
 
 // x · dequant(W)ᵀ for a frozen weight W of shape [out_features, in_features] (numel = out·in):

@@ -17,6 +17,7 @@ struct Online {
 // Adds value z to the state.
 template <typename A>
 __device__ __forceinline__ void push(Online<A>& st, A z) {
+  if (z == A(-INFINITY)) return;   // a masked-out token: p = 0, no entropy term
   if (z > st.m) {
     const A scale = st.s > A(0) ? exp(st.m - z) : A(0);
     st.w = st.s > A(0) ? scale * (st.w + (st.m - z) * st.s) : A(0);
