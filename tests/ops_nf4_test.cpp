@@ -69,7 +69,7 @@ TEST(OpsNf4, DequantizeEqualsBitsandbytesBitForBit) {
       ++exact;
     }
   }
-  EXPECT_EQ(exact, 10);   // 5 cases with dequant vectors (the big one has none) × plain/double quant
+  EXPECT_EQ(exact, 11);   // every case and blocksize with a dequant vector, plain and double quant
 }
 
 TEST(OpsNf4, HalfPrecisionOutputIsTheRoundedFloat32) {

@@ -45,8 +45,9 @@ void twin_forward(const torch::Tensor& logits, const torch::Tensor& ids, double 
     lse[b].narrow(0, t0, n).copy_(l);
     logp[b].narrow(0, t0, n).copy_(z.gather(-1, ids[b].narrow(0, t0, n).unsqueeze(-1)).squeeze(-1) - l);
     if (entropy.defined()) {
-      auto lp = z - l.unsqueeze(-1);
-      entropy[b].narrow(0, t0, n).copy_(-(lp.exp() * lp).sum(-1));
+      auto lp = z - l.unsqueeze(-1), p = lp.exp();
+      // a −inf logit (masked-out token) contributes 0, not 0·(−inf)
+      entropy[b].narrow(0, t0, n).copy_(-torch::where(p > 0, p * lp, torch::zeros_like(p)).sum(-1));
     }
   });
 }

@@ -1,10 +1,8 @@
-// TRL's GRPO / GSPO / GSPO-token losses (GT 3054-3150, GTok 72-91) and the policy-loss registry. The
-// clipped objective, its ratio and its aggregation run in ops::clipped_policy_objective.
+// TRL's GRPO / GSPO / GSPO-token losses (GT 3054-3150, GTok 72-91) and the policy-loss registry.
 #include "gym/rl/policy_loss.h"
 
 #include <cmath>
 
-#include "gym/ops/policy_objective.h"
 #include "policy_loss_common.h"
 
 namespace gym::rl {
@@ -41,33 +39,30 @@ class TrlPolicyLoss : public PolicyLoss {
   PolicyLossOutput compute(const PolicyLossInput& in, const PolicyLossConfig& cfg) const override {
     auto t = detail::prepare_inputs(name_, in, cfg);
     const auto& mask = t.mask;                                          // [B, T]
-    ops::PolicyObjectiveOptions o;
-    o.level = level_ == Level::Token ? ops::RatioLevel::Token
-              : level_ == Level::Sequence ? ops::RatioLevel::Sequence : ops::RatioLevel::SequenceToken;
-    o.eps_low = cfg.epsilon_low;
-    o.eps_high = cfg.epsilon_high;
-    o.delta = cfg.delta;
-    // The aggregation as per-sequence weights (GT 3124-3150): loss = Σ_i w_i Σ_t m_it ℓ_it.
-    ops::AggregationParams ap;
-    ap.grad_accum = cfg.grad_accum;
-    ap.max_completion_length = cfg.max_completion_length;
-    ap.num_items_in_batch = cfg.num_items_in_batch;
-    ap.num_processes = cfg.num_processes;
-    const auto w = ops::sequence_weights(mask, aggregation(cfg.loss_type), ap);   // [B]
-    // −min(coef_1·A, coef_2·A) fused with the ratio of the level (GT 3054-3091, GTok 72-91).
-    auto obj = ops::clipped_policy_objective(t.logp, t.old, t.adv, mask, w, o);
+    auto log_ratio = t.logp - t.old;                                    // [B, T]
+    torch::Tensor log_w;                                                // [B, T] or [B, 1]
+    if (level_ == Level::Token) {
+      log_w = log_ratio;
+    } else {
+      auto seq = (log_ratio * mask).sum(-1, true) / mask.sum(-1, true).clamp_min(1.0);   // log s_i: [B, 1]
+      // GSPO-token: the value of s_i with the gradient of each token, exp(sg[log s_i] + logp − sg[logp]).
+      log_w = level_ == Level::Sequence ? seq : seq.detach() + t.logp - t.logp.detach();
+    }
+    auto coef_1 = torch::exp(log_w);
+    auto coef_2 = torch::clamp(coef_1, 1 - cfg.epsilon_low, 1 + cfg.epsilon_high);
     PolicyLossOutput out;
-    out.importance_weight = obj.ratio;                                  // [B, T] or [B, 1]
-    out.loss = obj.loss;
+    out.importance_weight = coef_1.detach();
+    if (cfg.delta) coef_1 = torch::clamp_max(coef_1, *cfg.delta);     // after coef_2, as TRL does
+    auto per_token = -torch::min(coef_1 * t.adv, coef_2 * t.adv);      // [B, T] or [B, 1]
     torch::Tensor kl;
     if (cfg.beta != 0.0) {
       auto d = t.ref - t.logp;
       kl = torch::exp(d) - d - 1;                                       // k3, per token, after clipping
-      out.loss = out.loss + cfg.beta * (kl * mask * w.unsqueeze(1)).sum();   // same aggregation
+      per_token = per_token + cfg.beta * kl;                            // [B, 1] broadcasts over T
     }
+    out.loss = aggregate(per_token.expand_as(mask) * mask, mask, cfg);
 
     torch::NoGradGuard no_grad;
-    auto coef_1 = cfg.delta ? torch::clamp_max(obj.ratio, *cfg.delta) : obj.ratio;   // capped, as TRL's metrics see it
     const auto m64 = mask.to(torch::kFloat64);
     auto low = ((coef_1 < 1 - cfg.epsilon_low) & (t.adv < 0)).to(torch::kFloat64);
     auto high = ((coef_1 > 1 + cfg.epsilon_high) & (t.adv > 0)).to(torch::kFloat64);
@@ -82,12 +77,21 @@ class TrlPolicyLoss : public PolicyLoss {
   }
 
  private:
-  static ops::Aggregation aggregation(const std::string& loss_type) {
-    if (loss_type == "grpo") return ops::Aggregation::TrlGrpo;
-    if (loss_type == "bnpo") return ops::Aggregation::TrlBnpo;
-    if (loss_type == "dr_grpo") return ops::Aggregation::TrlDrGrpo;
-    if (loss_type == "dapo") return ops::Aggregation::TrlDapo;   // no division by GA
-    config_error("unknown loss_type '{}' (known: grpo, bnpo, dr_grpo, dapo)", loss_type);
+  // masked: [B, T] per-token loss times the mask (GT 3124-3150).
+  static torch::Tensor aggregate(const torch::Tensor& masked, const torch::Tensor& mask, const PolicyLossConfig& cfg) {
+    const double ga = static_cast<double>(cfg.grad_accum);
+    if (cfg.loss_type == "grpo") return (masked.sum(-1) / mask.sum(-1).clamp_min(1.0)).mean() / ga;
+    if (cfg.loss_type == "bnpo") return masked.sum() / mask.sum().clamp_min(1.0) / ga;
+    if (cfg.loss_type == "dr_grpo") {
+      if (cfg.max_completion_length < 1) config_error("dr_grpo needs max_completion_length >= 1, got {}", cfg.max_completion_length);
+      return masked.sum() / static_cast<double>(masked.size(0) * cfg.max_completion_length) / ga;
+    }
+    if (cfg.loss_type == "dapo") {
+      // num_items_in_batch counts the whole generation batch of all ranks; no division by GA.
+      const double items = cfg.num_items_in_batch > 0 ? cfg.num_items_in_batch : mask.sum().item<double>();
+      return masked.sum() / (std::max(items, 1.0) / static_cast<double>(std::max<int64_t>(1, cfg.num_processes)));
+    }
+    config_error("unknown loss_type '{}' (known: grpo, bnpo, dr_grpo, dapo)", cfg.loss_type);
   }
 
   std::string name_;
