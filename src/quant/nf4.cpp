@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "gym/core/error.h"
+#include "quant/nf4_ops.h"
 #include "quant/tables.h"
 
 namespace gym::quant {
@@ -96,14 +97,29 @@ Nf4Weight quantize_nf4(const torch::Tensor& w, int64_t blocksize, bool double_qu
   return q;
 }
 
-torch::Tensor dequantize_nf4(const Nf4Weight& q, torch::Dtype dtype) {
+ops::Nf4Data nf4_ops_data(const Nf4Weight& q) {
   static const auto code = table(kNf4Code.data(), 16);
-  const int64_t n = q.numel();
-  auto bytes = q.packed.reshape({-1}).to(torch::kInt64);
-  auto codes = torch::stack({bytes.div(16, "floor"), bytes.remainder(16)}, 1).reshape({-1}).narrow(0, 0, n);
-  auto scale = q.block_absmax().repeat_interleave(q.blocksize).narrow(0, 0, n);
-  return (code.index_select(0, codes) * scale).view(q.shape).to(dtype);
+  static const auto dyn = table(kDynamicMapSigned.data(), 256);
+  const auto device = q.packed.device();
+  ops::Nf4Data d;
+  d.packed = q.packed.reshape({-1});
+  d.code = code.to(device);
+  if (q.double_quant) {
+    d.absmax_codes = q.nested.codes;
+    d.nested_map = dyn.to(device);
+    d.nested_absmax = q.nested.absmax;
+    d.offset = q.nested_offset;
+    d.nested_blocksize = q.nested.blocksize;
+  } else {
+    d.absmax = q.absmax;
+  }
+  d.numel = q.numel();
+  d.blocksize = q.blocksize;
+  return d;
 }
+
+// Through the ops layer: a one-pass loop on CPU, the kernel on CUDA.
+torch::Tensor dequantize_nf4(const Nf4Weight& q, torch::Dtype dtype) { return ops::nf4_dequantize(nf4_ops_data(q), dtype).view(q.shape); }
 
 double nf4_bits_per_param(int64_t n, int64_t bs, bool dq) {
   const double blocks = std::ceil(static_cast<double>(n) / bs);

@@ -1,30 +1,15 @@
-#include <torch/autograd.h>
-#include <torch/nn/functional/linear.h>
-
 #include "gym/core/error.h"
 #include "gym/quant/nf4.h"
+#include "quant/nf4_ops.h"
 #include "quant/tables.h"
 
 namespace gym::quant {
 
-namespace {
-
-struct Nf4LinearFunction : public torch::autograd::Function<Nf4LinearFunction> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, torch::Tensor x, int64_t weight_ptr) {
-    ctx->saved_data["w"] = weight_ptr;
-    const auto& w = *reinterpret_cast<const Nf4Weight*>(weight_ptr);
-    return torch::nn::functional::linear(x, dequantize_nf4(w, x.scalar_type()));
-  }
-  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::tensor_list grads) {
-    const auto& w = *reinterpret_cast<const Nf4Weight*>(ctx->saved_data["w"].toInt());
-    return {torch::matmul(grads[0], dequantize_nf4(w, grads[0].scalar_type())), torch::Tensor()};
-  }
-};
-
-}  // namespace
-
+// x · dequant(W)ᵀ through ops::nf4_matmul, which saves the weight's tensor handles (not a pointer to
+// w) and dequantizes again in backward.
 torch::Tensor nf4_linear(const torch::Tensor& x, const Nf4Weight& w) {
-  return Nf4LinearFunction::apply(x, reinterpret_cast<int64_t>(&w));
+  const int64_t out_features = w.shape.empty() ? 1 : w.shape[0];
+  return ops::nf4_matmul(x, nf4_ops_data(w), out_features, out_features > 0 ? w.numel() / out_features : 0);
 }
 
 std::map<std::string, torch::Tensor> nf4_to_bnb_tensors(const std::string& p, const Nf4Weight& w) {
