@@ -1,5 +1,11 @@
 // gym never destroys what it did not write: output_dir checks, the manifest, the lock, reruns.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
 
 #include <filesystem>
 #include <fstream>
@@ -121,4 +127,37 @@ TEST(OutputDirCli, RerunResumesOrSaysFinishedAndOverwriteRemovesOnlyGymsFiles) {
   EXPECT_NE(r.output.find("overwrite_output_dir: removed"), std::string::npos) << r.output;
   EXPECT_EQ(read_file(d / "my_notes.txt"), "keep me");
   EXPECT_TRUE(fs::exists(d / "adapter_model.safetensors"));
+}
+
+TEST(OutputDirCli, SigintStopsAtAStepBoundaryWithACheckpointAndTheRerunResumes) {
+  const auto d = fresh("sigint") / "out";
+  const std::string args = "train " + kSft + " --output_dir " + d.string() + " --max_steps 400 --save_steps 1000 --logging_steps 1";
+  const auto log_file = d.parent_path() / "run.log";
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const std::string cmd = std::string(GYM_BINARY) + " " + args + " > " + log_file.string() + " 2>&1";
+    execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  // Wait for a few logged steps, then interrupt.
+  for (int i = 0; i < 600; ++i) {
+    if (fs::exists(d / "trainer_log.jsonl") && test::read_log(d).size() >= 3) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_GE(test::read_log(d).size(), 3u) << read_file(log_file);
+  ::kill(pid, SIGINT);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 130) << read_file(log_file);
+  const auto out = read_file(log_file);
+  EXPECT_NE(out.find("run the same command again to resume"), std::string::npos) << out;
+  auto ckpts = checkpoint::entry_names(d);
+  const auto it = std::find_if(ckpts.begin(), ckpts.end(), [](const std::string& n) { return n.rfind("checkpoint-", 0) == 0; });
+  ASSERT_NE(it, ckpts.end()) << out;
+  EXPECT_TRUE(fs::exists(d / *it / "trainer_state.json"));
+  EXPECT_FALSE(fs::exists(d / "adapter_model.safetensors"));   // not finished
+  // The same command resumes from that checkpoint (shortened here to end soon).
+  auto r = test::run_gym("train " + kSft + " --output_dir " + d.string() + " --save_steps 1000 --logging_steps 1 --max_steps 400 --resume_from_checkpoint true");
+  EXPECT_NE(r.output.find("resumed from"), std::string::npos) << r.output;
 }

@@ -21,6 +21,7 @@
 #include "gym/rl/losses.h"
 #include "gym/rl/rewards.h"
 #include "recipes/moe_monitor.h"
+#include "recipes/stop_signal.h"
 
 namespace gym::recipes {
 
@@ -132,6 +133,7 @@ void run_rl(const config::ResolvedConfig& rc) {
                c.training.stage, prompts.size(), total_steps, prompts_per_round, g, micro_per_round, micro,
                off_policy ? "off-policy: old log-probs stored" : "on-policy", policy->name(), rl.loss_type);
 
+  install_stop_handlers();
   ExpertCollapseMonitor collapse;
   const auto start = std::chrono::steady_clock::now();
   Rollouts r;
@@ -258,6 +260,11 @@ void run_rl(const config::ResolvedConfig& rc) {
     }
     if (state.global_step % c.output.save_steps == 0 && state.global_step < total_steps)
       save_checkpoint(rc, tm, opt, state, log, total_steps);
+    // SIGINT / SIGTERM: stop at this step boundary with a checkpoint (unless one was just written).
+    if (const int sig = stop_requested(); sig && state.global_step < total_steps) {
+      if (state.global_step % c.output.save_steps != 0) save_checkpoint(rc, tm, opt, state, log, total_steps);
+      exit_for_stop(sig, c.output.output_dir.c_str(), static_cast<long>(state.global_step));
+    }
   }
   progress.finish();
   const double runtime = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -18,6 +18,7 @@
 #include "gym/lora/adapter.h"
 #include "recipes/losses.h"
 #include "recipes/moe_monitor.h"
+#include "recipes/stop_signal.h"
 
 namespace gym::recipes {
 
@@ -65,6 +66,7 @@ void run_sft(const config::ResolvedConfig& rc) {
   const char* kill_env = std::getenv("GYM_TEST_SIGKILL_AFTER_STEP");
   const int64_t kill_after = kill_env ? std::atoll(kill_env) : -1;
 
+  install_stop_handlers();
   ExpertCollapseMonitor collapse;
   const auto start = std::chrono::steady_clock::now();
   double loss_window = 0, aux_window = 0;
@@ -127,6 +129,11 @@ void run_sft(const config::ResolvedConfig& rc) {
     if (state.global_step % c.output.save_steps == 0 && state.global_step < total_steps)
       save_checkpoint(rc, tm, opt, state, log, total_steps);
     if (state.global_step == kill_after) std::raise(SIGKILL);
+    // SIGINT / SIGTERM: stop at this step boundary with a checkpoint (unless one was just written).
+    if (const int sig = stop_requested(); sig && state.global_step < total_steps) {
+      if (state.global_step % c.output.save_steps != 0) save_checkpoint(rc, tm, opt, state, log, total_steps);
+      exit_for_stop(sig, c.output.output_dir.c_str(), static_cast<long>(state.global_step));
+    }
   }
   progress.finish();
   const double runtime = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
