@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -43,12 +44,15 @@ std::string error_of(const std::string& cmd, double timeout = 20, int64_t output
   return "";
 }
 
-bool isolated() { return ::access("/usr/bin/bwrap", X_OK) == 0; }
+// bubblewrap installed and able to create namespaces here (as gym itself checks before using it).
+bool isolated() {
+  return std::system("/usr/bin/bwrap --unshare-all --die-with-parent --ro-bind / / /bin/true >/dev/null 2>&1") == 0;
+}
 
 }  // namespace
 
 TEST(RlSandbox, NoNetworkNoWritesOutsideItsTempDirReadableFilesystem) {
-  if (!isolated()) GTEST_SKIP() << "bubblewrap is not installed (scripts/setup.sh installs it)";
+  if (!isolated()) GTEST_SKIP() << "bubblewrap is missing or cannot create namespaces here (scripts/setup.sh installs it)";
   // Only the loopback interface exists in its network namespace.
   EXPECT_EQ(run_one("read l; grep -c : /proc/net/dev"), 1);
   const fs::path probe = fs::temp_directory_path() / ("gym_sandbox_probe_" + std::to_string(::getpid()));
