@@ -161,3 +161,28 @@ TEST(OutputDirCli, SigintStopsAtAStepBoundaryWithACheckpointAndTheRerunResumes) 
   auto r = test::run_gym("train " + kSft + " --output_dir " + d.string() + " --save_steps 1000 --logging_steps 1 --max_steps 400 --resume_from_checkpoint true");
   EXPECT_NE(r.output.find("resumed from"), std::string::npos) << r.output;
 }
+
+TEST(OutputDirCli, CorruptCheckpointFilesAreErrorsNamingTheFile) {
+  const auto d = fresh("corrupt") / "out";
+  const std::string cmd = "train " + kSft + " --output_dir " + d.string() + " --max_steps 4 --save_steps 2";
+  ASSERT_EQ(test::run_gym(cmd).exit_code, 0);
+  fs::remove(d / "trainer_state.json");   // not finished: the rerun resumes from checkpoint-2
+  const auto ckpt = d / "checkpoint-2";
+  const auto optimizer = read_file(ckpt / "optimizer.pt"), state = read_file(ckpt / "trainer_state.json");
+  auto expect_error = [&](const std::string& needle) {
+    auto r = test::run_gym(cmd);
+    EXPECT_EQ(r.exit_code, 2) << r.output;
+    EXPECT_NE(r.output.find(needle), std::string::npos) << r.output;
+    EXPECT_EQ(test::count_error_lines(r.output), 1) << r.output;
+  };
+  write(ckpt / "optimizer.pt", optimizer.substr(0, optimizer.size() / 2));   // truncated
+  expect_error("optimizer.pt: unreadable");
+  write(ckpt / "optimizer.pt", optimizer);
+  auto j = nlohmann::json::parse(state);
+  j["global_step"] = "two";
+  write(ckpt / "trainer_state.json", j.dump());
+  expect_error("field 'global_step' must be a non-negative integer");
+  write(ckpt / "trainer_state.json", state);
+  fs::remove(ckpt / "rng_state.pt");
+  expect_error("has no rng_state.pt");
+}

@@ -88,8 +88,13 @@ void Optimization::load(const std::filesystem::path& dir) {
   const auto path = dir / "optimizer.pt";
   if (!std::filesystem::exists(path)) config_error("checkpoint '{}' has no optimizer.pt", dir.string());
   torch::serialize::InputArchive archive;
-  archive.load_from(path.string());
-  adamw_->load(archive);
+  try {
+    archive.load_from(path.string());
+    adamw_->load(archive);
+  } catch (const c10::Error& e) {
+    config_error("{}: unreadable, truncated or from another run ({})", path.string(),
+                 std::string(e.what_without_backtrace()).substr(0, 160));
+  }
   torch::Tensor t;
   if (archive.try_read("gym_skipped_steps", t)) skipped_ = t.item<int64_t>();
   if (archive.try_read("gym_consecutive_nonfinite", t)) consecutive_nonfinite_ = t.item<int64_t>();

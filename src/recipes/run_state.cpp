@@ -88,19 +88,41 @@ RunState load_checkpoint(const fs::path& dir, TrainModel& tm, Optimization& opt)
   } catch (const nlohmann::json::parse_error& e) {
     config_error("{}: invalid JSON: {}", state_path.string(), e.what());
   }
+  // Every field typed and in range before anything is restored.
+  if (!j.is_object()) config_error("{}: expected a JSON object", state_path.string());
+  auto count = [&](const char* key, bool required) -> int64_t {
+    if (!j.contains(key)) {
+      if (required) config_error("{}: missing field '{}'", state_path.string(), key);
+      return 0;
+    }
+    if (!j[key].is_number_integer() || j[key].get<int64_t>() < 0)
+      config_error("{}: field '{}' must be a non-negative integer, got {}", state_path.string(), key, j[key].dump());
+    return j[key].get<int64_t>();
+  };
+  RunState s;
+  s.global_step = count("global_step", true);
+  s.tokens_seen = count("num_input_tokens_seen", false);
+  if (j.contains("epoch") && !(j["epoch"].is_number() && j["epoch"].get<double>() >= 0 && std::isfinite(j["epoch"].get<double>())))
+    config_error("{}: field 'epoch' must be a non-negative number, got {}", state_path.string(), j["epoch"].dump());
+  s.epoch = j.contains("epoch") ? j["epoch"].get<double>() : 0.0;
+  for (const char* key : {"gym_data_state", "gym_extra"})
+    if (j.contains(key) && !j[key].is_object() && !j[key].is_null())
+      config_error("{}: field '{}' must be an object", state_path.string(), key);
+  s.data_state = j.value("gym_data_state", nlohmann::json());
+  s.extra = j.contains("gym_extra") && j["gym_extra"].is_object() ? j["gym_extra"] : nlohmann::json::object();
   load_trained(tm, dir);
   opt.load(dir);
-  torch::serialize::InputArchive rng;
-  rng.load_from((dir / "rng_state.pt").string());
-  torch::Tensor cpu;
-  rng.read("cpu", cpu);
-  checkpoint::set_cpu_rng_state(cpu);
-  RunState s;
-  s.global_step = j.value("global_step", int64_t{0});
-  s.epoch = j.value("epoch", 0.0);
-  s.tokens_seen = j.value("num_input_tokens_seen", int64_t{0});
-  s.data_state = j.value("gym_data_state", nlohmann::json());
-  s.extra = j.value("gym_extra", nlohmann::json::object());
+  const auto rng_path = dir / "rng_state.pt";
+  if (!fs::exists(rng_path)) config_error("checkpoint '{}' has no rng_state.pt", dir.string());
+  try {
+    torch::serialize::InputArchive rng;
+    rng.load_from(rng_path.string());
+    torch::Tensor cpu;
+    rng.read("cpu", cpu);
+    checkpoint::set_cpu_rng_state(cpu);
+  } catch (const c10::Error& e) {
+    config_error("{}: unreadable or truncated ({})", rng_path.string(), std::string(e.what_without_backtrace()).substr(0, 160));
+  }
   spdlog::info("resumed from {} at step {}", dir.string(), s.global_step);
   return s;
 }
