@@ -13,22 +13,13 @@
 #include "gym/rl/advantages.h"
 #include "gym/rl/logprobs.h"
 #include "gym/rl/policy_loss.h"
+#include "ops_test_util.h"
 
 namespace rl = gym::rl;
 
 namespace {
 
-torch::Tensor tensor_of(const nlohmann::json& j) {
-  std::vector<int64_t> shape;
-  for (const nlohmann::json* p = &j; p->is_array(); p = &(*p)[0]) shape.push_back(static_cast<int64_t>(p->size()));
-  std::vector<double> flat;
-  std::function<void(const nlohmann::json&)> walk = [&](const nlohmann::json& x) {
-    if (x.is_array()) for (const auto& y : x) walk(y);
-    else flat.push_back(x.get<double>());
-  };
-  walk(j);
-  return torch::tensor(flat, torch::kFloat64).view(shape);
-}
+torch::Tensor tensor_of(const nlohmann::json& j) { return gym::test::json_tensor(j); }
 
 double max_abs(const torch::Tensor& a, const torch::Tensor& b) { return (a - b).abs().max().item<double>(); }
 double rel_err(double got, double want) { return std::abs(got - want) / std::max(1e-300, std::abs(want)); }
