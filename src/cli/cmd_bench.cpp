@@ -11,6 +11,7 @@ void add_bench_command(CLI::App& app) {
   add_bench_model(*bench);
   add_bench_tokenizer(*bench);
   add_bench_nf4(*bench);
+  add_bench_dist(*bench);
 }
 
 }  // namespace gym::cli

@@ -8,6 +8,8 @@
 #include "gym/model/config.h"
 #include "gym/core/error.h"
 #include "gym/core/fs.h"
+#include "gym/dist/env.h"
+#include "gym/dist/launcher.h"
 #include "gym/recipes/memory.h"
 
 namespace gym::cli {
@@ -26,12 +28,12 @@ std::string memory_summary(const config::TrainConfig& c) {
       if (!std::filesystem::exists(path)) continue;
       const auto j = nlohmann::json::parse(read_file(path), nullptr, false);
       if (!j.is_discarded() && j.value("_name_or_path", "") == c.model.model_name_or_path) {
-        return "# memory estimate from " + path.string() + "\n" + recipes::estimate_memory(c, model::parse_arch_config(j, path.string())).table();
+        return "# memory estimate from " + path.string() + "\n" + recipes::estimate_memory(c, model::parse_arch_config(j, path.string()), dist::config_world_size()).table();
       }
     }
     return "# memory estimate: needs the model's config.json (not found locally)\n";
   }
-  return recipes::estimate_memory(c, *arch).table();
+  return recipes::estimate_memory(c, *arch, dist::config_world_size()).table();
 }
 }  // namespace
 
@@ -41,7 +43,11 @@ void add_validate_command(CLI::App& app) {
   cmd->add_option("config", *file, "YAML config file")->required();
   cmd->allow_extras();
   cmd->callback([cmd, file] {
-    const auto rc = config::load_config(*file, cmd->remaining());
+    auto args = cmd->remaining();
+    // --nproc_per_node N (--nnodes M): resolve and estimate for that many processes
+    const auto flags = dist::take_launch_flags(args);
+    if (flags.given()) dist::plan_world_size(std::max<int64_t>(1, flags.nproc_per_node) * flags.nnodes);
+    const auto rc = config::load_config(*file, args);
     std::cout << "# gym validate " << *file << "\n" << rc.to_yaml_with_origins() << "\n" << train_summary(rc);
     std::cout << memory_summary(rc.config);
     std::cout << "config OK\n";

@@ -7,6 +7,7 @@
 #include "cli/commands.h"
 #include "gym/core/error.h"
 #include "gym/core/threads.h"
+#include "gym/dist/env.h"
 
 namespace gym::cli {
 int g_exit_code = 0;
@@ -45,13 +46,13 @@ int main(int argc, char** argv) {
     std::cerr << "gym: error: " << e.what() << " (see 'gym help')\n";
     return 2;
   } catch (const Error& e) {
-    std::cerr << "gym: error: " << e.what() << "\n";
+    std::cerr << "gym: error: " << dist::rank_prefix() << e.what() << "\n";
     return e.exit_code();
   } catch (const c10::Error& e) {
-    std::cerr << "gym: error: " << e.what_without_backtrace() << "\n";
+    std::cerr << "gym: error: " << dist::rank_prefix() << e.what_without_backtrace() << "\n";
     return 1;
   } catch (const std::exception& e) {
-    std::cerr << "gym: error: " << e.what() << "\n";
+    std::cerr << "gym: error: " << dist::rank_prefix() << e.what() << "\n";
     return 1;
   }
   return cli::g_exit_code;

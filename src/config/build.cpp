@@ -5,6 +5,7 @@
 
 #include "config/values.h"
 #include "gym/core/error.h"
+#include "gym/dist/env.h"
 
 namespace gym::config {
 
@@ -35,10 +36,8 @@ void derive(Values& v, const std::string& key, const std::string& value, const s
   v.set(key, YAML::Node(value), Origin{"derived", why});
 }
 
-int64_t world_size_from_env() {
-  const char* w = std::getenv("WORLD_SIZE");
-  return w && *w ? std::max<int64_t>(1, std::atoll(w)) : 1;
-}
+// The world size comes from the launch environment (dist/env.h, the one reader of it).
+int64_t world_size_from_env() { return dist::config_world_size(); }
 
 }  // namespace
 
@@ -61,6 +60,7 @@ TrainConfig build_config(Values& v, std::vector<std::string>& warnings) {
   one_of(v, "loss_type", {"grpo", "bnpo", "dr_grpo", "dapo"});
   one_of(v, "quantization_type", {"nf4", "fp4"});
   one_of(v, "ddp_backend", {"auto", "gloo", "nccl"});
+  one_of(v, "router_aux_loss_scope", {"rank", "global"});
   if (v.get_string("quantization_method") != "bnb")
     config_error("{}: quantization_method '{}' is not supported; gym implements bitsandbytes 4-bit (bnb)", where(v, "quantization_method"), v.get_string("quantization_method"));
   {  // TRL maps scale_rewards true/false to group/none.
@@ -142,6 +142,12 @@ TrainConfig build_config(Values& v, std::vector<std::string>& warnings) {
       config_error("{}: the completions per generation ({} = per_device_train_batch_size {} × world size {} × steps_per_generation {}) must be divisible by num_generations {}",
                    where(v, "num_generations"), gbs, v.get_int("per_device_train_batch_size"), world,
                    v.get_int("steps_per_generation"), v.get_int("num_generations"));
+    const int64_t local = v.get_int("per_device_train_batch_size") * v.get_int("steps_per_generation");
+    if (world > 1 && local % v.get_int("num_generations") != 0)
+      config_error("{}: each prompt's group is generated on one process: per_device_train_batch_size {} × steps_per_generation {} = {} "
+                   "must be divisible by num_generations {} with {} processes",
+                   where(v, "num_generations"), v.get_int("per_device_train_batch_size"), v.get_int("steps_per_generation"), local,
+                   v.get_int("num_generations"), world);
     if (funcs.empty()) config_error("{}: reward_funcs is empty; name at least one of accuracy, format, length, external", where(v, "reward_funcs"));
   }
   for (const auto& f : funcs) {
@@ -248,6 +254,7 @@ TrainConfig build_config(Values& v, std::vector<std::string>& warnings) {
   t.gradient_checkpointing = v.get_bool("gradient_checkpointing");
   t.seed = v.get_int("seed");
   t.router_aux_loss_coef = v.get_float("router_aux_loss_coef");
+  t.router_aux_loss_scope = v.get_string("router_aux_loss_scope");
   t.max_nonfinite_steps = v.get_int("max_nonfinite_steps");
   t.max_new_tokens = v.get_int("max_new_tokens");
 
@@ -265,6 +272,7 @@ TrainConfig build_config(Values& v, std::vector<std::string>& warnings) {
   ds.deepspeed = v.get_string("deepspeed");
   ds.backend = v.get_string("ddp_backend");
   ds.timeout_minutes = std::max<int64_t>(1, v.get_int("ddp_timeout") / 60);
+  ds.timeout_seconds = v.get_int("ddp_timeout");
   return c;
 }
 

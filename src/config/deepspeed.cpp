@@ -8,16 +8,15 @@
 
 #include "config/values.h"
 #include "gym/core/error.h"
+#include "gym/dist/env.h"
 #include "gym/core/fs.h"
 
 namespace gym::config {
 
 namespace {
 
-int64_t world_size_from_env() {
-  const char* w = std::getenv("WORLD_SIZE");
-  return w && *w ? std::max<int64_t>(1, std::atoll(w)) : 1;
-}
+// The world size comes from the launch environment (dist/env.h, the one reader of it).
+int64_t world_size_from_env() { return dist::config_world_size(); }
 
 bool is_auto(const nlohmann::json& v) { return v.is_string() && v.get<std::string>() == "auto"; }
 
@@ -84,9 +83,11 @@ int64_t apply_deepspeed(const std::string& path, Values& values, std::vector<std
       if (stage < 0 || stage > 3) config_error("deepspeed config '{}': zero_optimization.stage must be 0, 1, 2 or 3, got {}", path, stage);
     }
     if (stage == 3)
-      unsupported.push_back("ZeRO-3 parameter sharding (gym keeps a full replica of the frozen base per process and shards optimizer state as stage 2)");
+      unsupported.push_back("ZeRO-3 parameter sharding: the frozen base is replicated on every process (sharding it is future work); "
+                            "optimizer state and gradients are sharded as stage 2");
     if (z->contains("offload_optimizer") || z->contains("offload_param"))
-      unsupported.push_back("offload_optimizer/offload_param (everything stays in process memory)");
+      unsupported.push_back("offload_optimizer/offload_param: nothing is offloaded, everything stays in process memory (the frozen base "
+                            "is replicated on every process)");
   }
   if (ds.contains("optimizer")) unsupported.push_back("the optimizer block (gym uses AdamW with the config's learning_rate, betas and weight_decay)");
   if (ds.contains("scheduler")) unsupported.push_back("the scheduler block (gym uses lr_scheduler_type and warm-up from the config)");

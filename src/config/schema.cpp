@@ -93,6 +93,7 @@ const std::vector<KeyDef>& key_table() {
       {"gradient_checkpointing", "training", K::Bool, "true", "Recompute layer activations in backward to save memory (LLaMA-Factory's default)."},
       {"seed", "training", K::Int, "42", "Seed for weights init, shuffling, dropout and sampling."},
       {"router_aux_loss_coef", "training", K::Float, "0.001", "MoE load-balancing loss coefficient."},
+      {"router_aux_loss_scope", "training", K::String, "rank", "MoE load balancing over several processes: rank (each rank's own batch, as transformers) or global (expert token fractions all-reduced: the loss of the global batch, as Qwen3's global-batch balancing)."},
       {"max_nonfinite_steps", "training", K::Int, "10", "Consecutive non-finite steps (skipped) before the run stops."},
       {"max_new_tokens", "training", K::Int, "512", "Tokens to generate (gym generate)."},
       // output

@@ -11,7 +11,7 @@ namespace {
 std::string gib(double b) { return fmt::format("{:.3f} GiB", b / (1024.0 * 1024 * 1024)); }
 }  // namespace
 
-MemoryEstimate estimate_memory(const config::TrainConfig& c, const model::ArchConfig& a) {
+MemoryEstimate estimate_memory(const config::TrainConfig& c, const model::ArchConfig& a, int64_t world) {
   MemoryEstimate m;
   const double dtype_bytes = c.training.bf16 ? 2 : (a.torch_dtype == "float32" ? 4 : 2);
   const double h = a.hidden_size, d = a.head_dim;
@@ -74,6 +74,10 @@ MemoryEstimate estimate_memory(const config::TrainConfig& c, const model::ArchCo
   m.adapter_bytes = lora ? m.trainable_params * 4 : 0;   // full FT trains the weights themselves
   m.gradient_bytes = m.trainable_params * 4;
   m.optimizer_bytes = m.trainable_params * 8;
+  m.world = std::max<int64_t>(1, world);
+  m.zero_stage = c.dist.zero_stage;
+  if (m.world > 1 && m.zero_stage >= 1) m.optimizer_bytes /= static_cast<double>(m.world);
+  if (m.world > 1 && m.zero_stage >= 2) m.gradient_bytes /= static_cast<double>(m.world);
   const double tokens = static_cast<double>(c.training.per_device_train_batch_size) *
                         (c.is_rl() ? c.rl.max_prompt_length + c.rl.max_completion_length : c.data.cutoff_len);
   // Per layer and token ≈ 34·H bytes (attention and MLP inputs/outputs) plus the MLP's 3 × intermediate
@@ -87,7 +91,9 @@ MemoryEstimate estimate_memory(const config::TrainConfig& c, const model::ArchCo
 }
 
 std::string MemoryEstimate::table() const {
-  std::string s = "# memory estimate (per process)\n";
+  std::string s = world > 1 ? fmt::format("# memory estimate (per process of {}, ZeRO stage {}{})\n", world, zero_stage,
+                                          zero_stage >= 3 ? ": runs as stage 2, the frozen base is replicated on every process" : "")
+                            : std::string("# memory estimate (per process)\n");
   s += fmt::format("#   base weights      {:>14}{}\n", gib(weights_bytes),
                    quantized_params > 0 ? fmt::format("  ({:.3f} bits per 4-bit parameter, {:.0f} quantized)", bits_per_quantized_param, quantized_params) : "");
   s += fmt::format("#   trainable         {:>14}  ({:.0f} parameters)\n", gib(adapter_bytes), trainable_params);

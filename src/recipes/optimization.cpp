@@ -9,6 +9,7 @@
 
 #include "gym/core/error.h"
 #include "gym/recipes/schedule.h"
+#include "recipes/zero.h"
 
 namespace gym::recipes {
 
@@ -21,6 +22,7 @@ Optimization::Optimization(const std::vector<std::pair<std::string, torch::Tenso
     params_.push_back(p);
     // As HF Trainer: no weight decay on biases and normalisation weights.
     const bool exempt = name.find("norm") != std::string::npos || name.find("bias") != std::string::npos;
+    decay_.push_back(!exempt);
     (exempt ? no_decay : decay).push_back(p);
   }
   if (params_.empty()) runtime_error("nothing to train: no parameter requires a gradient");
@@ -37,6 +39,21 @@ Optimization::Optimization(const std::vector<std::pair<std::string, torch::Tenso
   adamw_ = std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(args.learning_rate));
 }
 
+Optimization::~Optimization() = default;
+
+void Optimization::distribute(std::shared_ptr<dist::Communicator> comm, int64_t zero_stage) {
+  comm_ = std::move(comm);
+  if (comm_->world() > 1 && zero_stage >= 1) {
+    zero_ = std::make_unique<ZeroShards>(params_, decay_, comm_, std::min<int64_t>(zero_stage, 2));
+    spdlog::info("ZeRO stage {}: AdamW state of {} trainable values sharded over {} ranks ({} each)", std::min<int64_t>(zero_stage, 2),
+                 zero_->numel(), comm_->world(), (zero_->numel() + comm_->world() - 1) / comm_->world());
+  }
+}
+
+void Optimization::prepare_save() {
+  if (zero_) zero_saved_ = zero_->gather_state();
+}
+
 double Optimization::lr_at(int64_t step) const {
   return learning_rate_at(args_.lr_scheduler_type, args_.learning_rate, step, total_steps_, warmup_);
 }
@@ -44,15 +61,21 @@ double Optimization::lr_at(int64_t step) const {
 StepOutcome Optimization::step(int64_t step, double loss) {
   StepOutcome out;
   out.lr = lr_at(step);
-  // Norm over every gradient (HF logs the pre-clip norm).
-  double sq = 0.0;
-  for (const auto& p : params_)
-    if (p.grad().defined()) sq += p.grad().detach().to(torch::kFloat64).pow(2).sum().item<double>();
-  out.grad_norm = std::sqrt(sq);
+  // Gradients summed over ranks, then the norm over every gradient (HF logs the pre-clip norm).
+  if (zero_) {
+    out.grad_norm = zero_->reduce_gradients();
+  } else {
+    if (comm_) dist::all_reduce_gradients(*comm_, params_);
+    double sq = 0.0;
+    for (const auto& p : params_)
+      if (p.grad().defined()) sq += p.grad().detach().to(torch::kFloat64).pow(2).sum().item<double>();
+    out.grad_norm = std::sqrt(sq);
+  }
   if (!std::isfinite(loss) || !std::isfinite(out.grad_norm)) {
     ++consecutive_nonfinite_;
     ++skipped_;
     adamw_->zero_grad();
+    if (zero_) zero_->zero_grad();
     out.applied = false;
     spdlog::warn("step {}: non-finite {} — step skipped ({} in a row, {} in total)", step + 1,
                  std::isfinite(loss) ? "gradient" : "loss", consecutive_nonfinite_, skipped_);
@@ -63,6 +86,12 @@ StepOutcome Optimization::step(int64_t step, double loss) {
     return out;
   }
   consecutive_nonfinite_ = 0;
+  if (zero_) {
+    const bool clip = args_.max_grad_norm > 0 && out.grad_norm > args_.max_grad_norm;
+    zero_->step(out.lr, clip ? args_.max_grad_norm / (out.grad_norm + 1e-6) : 1.0, args_);
+    zero_->zero_grad();
+    return out;
+  }
   if (args_.max_grad_norm > 0 && out.grad_norm > args_.max_grad_norm) {
     const double scale = args_.max_grad_norm / (out.grad_norm + 1e-6);
     torch::NoGradGuard guard;
@@ -78,7 +107,14 @@ StepOutcome Optimization::step(int64_t step, double loss) {
 
 void Optimization::save(const std::filesystem::path& dir) const {
   torch::serialize::OutputArchive archive;
-  adamw_->save(archive);
+  if (zero_) {   // the gathered full moments (prepare_save), loadable with any number of ranks
+    if (zero_saved_.size() != 3) runtime_error("internal: a ZeRO optimizer is saved without prepare_save()");
+    archive.write("zero_exp_avg", zero_saved_[0]);
+    archive.write("zero_exp_avg_sq", zero_saved_[1]);
+    archive.write("zero_step", zero_saved_[2]);
+  } else {
+    adamw_->save(archive);
+  }
   archive.write("gym_skipped_steps", torch::tensor(skipped_));
   archive.write("gym_consecutive_nonfinite", torch::tensor(consecutive_nonfinite_));
   archive.save_to((dir / "optimizer.pt").string());
@@ -90,7 +126,18 @@ void Optimization::load(const std::filesystem::path& dir) {
   torch::serialize::InputArchive archive;
   try {
     archive.load_from(path.string());
-    adamw_->load(archive);
+    torch::Tensor m, v, zstep;
+    const bool zero_ckpt = archive.try_read("zero_exp_avg", m);
+    if (zero_ckpt != static_cast<bool>(zero_))
+      config_error("checkpoint '{}' was written {} ZeRO stage 1/2 but this run uses {}: resume with the same deepspeed setting",
+                   dir.string(), zero_ckpt ? "with" : "without", zero_ ? "it" : "none");
+    if (zero_) {
+      archive.read("zero_exp_avg_sq", v);
+      archive.read("zero_step", zstep);
+      zero_->load_state(m, v, zstep.item<int64_t>());
+    } else {
+      adamw_->load(archive);
+    }
   } catch (const c10::Error& e) {
     config_error("{}: unreadable, truncated or from another run ({})", path.string(),
                  std::string(e.what_without_backtrace()).substr(0, 160));

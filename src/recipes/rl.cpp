@@ -20,6 +20,8 @@
 #include "gym/recipes/train.h"
 #include "gym/rl/losses.h"
 #include "gym/rl/rewards.h"
+#include "recipes/dist_run.h"
+#include "recipes/losses.h"
 #include "recipes/moe_monitor.h"
 #include "recipes/stop_signal.h"
 
@@ -42,7 +44,7 @@ struct Rollouts {
 // Per-token log-probs of the completion under the sampling temperature; rows [N, C].
 torch::Tensor completion_logprobs(model::CausalLMImpl& m, const Rollouts& r, const torch::Tensor& rows, double temperature,
                                   bool checkpointing, torch::Tensor* entropy = nullptr, torch::Tensor* aux_loss = nullptr,
-                                  std::map<std::string, double>* expert_stats = nullptr) {
+                                  std::map<std::string, double>* expert_stats = nullptr, dist::Communicator* global_balance = nullptr) {
   model::ForwardOptions fo;
   fo.output_router_logits = aux_loss && m.config().is_moe();
   fo.attention_mask = r.attention_mask.index_select(0, rows);
@@ -55,24 +57,78 @@ torch::Tensor completion_logprobs(model::CausalLMImpl& m, const Rollouts& r, con
   auto logits = m.lm_logits(hidden.narrow(1, r.prompt_len - 1, c)).to(torch::kFloat32);   // [n, C, V]
   if (entropy) *entropy = rl::entropy_from_logits(logits.detach(), temperature);
   if (!router.empty()) {
-    *aux_loss = model::load_balancing_loss(router, m.config().num_experts, m.config().num_experts_per_tok, fo.attention_mask);
+    *aux_loss = global_balance ? global_load_balancing_share(router, m.config().num_experts, m.config().num_experts_per_tok,
+                                                             fo.attention_mask, *global_balance)
+                               : model::load_balancing_loss(router, m.config().num_experts, m.config().num_experts_per_tok, fo.attention_mask);
     if (expert_stats) *expert_stats = model::expert_statistics(router, m.config().num_experts, m.config().num_experts_per_tok, fo.attention_mask);
   }
   return rl::selective_log_softmax(logits, r.completion_ids.index_select(0, rows), temperature);
 }
 
+// Sampling keyed by (seed, round, position of the prompt in the round, prompt index): a prompt's
+// group gets the same completions whichever rank generates it.
+uint64_t mix64(uint64_t x) {   // splitmix64's finaliser
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+
+struct GroupRollouts {
+  torch::Tensor prompt_ids, prompt_mask;   // [n·G, P] left-padded
+  torch::Tensor completion_ids, completion_mask;   // [n·G, C] right-padded with pad_id / 0
+  torch::Tensor truncated;                  // [n·G] bool
+};
+
+// Generates each prompt's group of G completions in its own batch with its own generator (the
+// generation index is the row within the group), then pads the groups to one batch.
+GroupRollouts generate_groups(model::Qwen3ForCausalLMImpl& m, const std::vector<const data::RlPrompt*>& group_prompts,
+                              const std::vector<uint64_t>& keys, int64_t g, const model::SamplingConfig& sc) {
+  std::vector<model::GenerationOutput> outs;
+  int64_t p_len = 1, c_len = 1;
+  for (size_t i = 0; i < group_prompts.size(); ++i) {
+    const auto& ids = group_prompts[i]->prompt_ids;
+    const auto n = static_cast<int64_t>(ids.size());
+    auto pids = torch::tensor(ids, torch::kInt64).unsqueeze(0).expand({g, n}).contiguous();   // [G, n]
+    auto gen = at::detail::createCPUGenerator(keys[i]);
+    outs.push_back(model::generate(m, pids, torch::ones({g, n}, torch::kInt64), sc, gen));
+    p_len = std::max(p_len, n);
+    c_len = std::max(c_len, outs.back().completion_ids.size(1));
+  }
+  const int64_t rows = g * static_cast<int64_t>(group_prompts.size());
+  GroupRollouts r;
+  r.prompt_ids = torch::full({rows, p_len}, sc.pad_id, torch::kInt64);
+  r.prompt_mask = torch::zeros({rows, p_len}, torch::kInt64);
+  r.completion_ids = torch::full({rows, c_len}, sc.pad_id, torch::kInt64);
+  r.completion_mask = torch::zeros({rows, c_len}, torch::kInt64);
+  r.truncated = torch::zeros({rows}, torch::kBool);
+  for (size_t i = 0; i < outs.size(); ++i) {
+    const auto n = static_cast<int64_t>(group_prompts[i]->prompt_ids.size());
+    const int64_t c = outs[i].completion_ids.size(1), row = static_cast<int64_t>(i) * g;
+    r.prompt_ids.narrow(0, row, g).narrow(1, p_len - n, n).copy_(torch::tensor(group_prompts[i]->prompt_ids, torch::kInt64).unsqueeze(0).expand({g, n}));
+    r.prompt_mask.narrow(0, row, g).narrow(1, p_len - n, n).fill_(1);
+    r.completion_ids.narrow(0, row, g).narrow(1, 0, c).copy_(outs[i].completion_ids);
+    r.completion_mask.narrow(0, row, g).narrow(1, 0, c).copy_(outs[i].completion_mask);
+    r.truncated.narrow(0, row, g).copy_(outs[i].truncated);
+  }
+  return r;
+}
+
 }  // namespace
 
-void run_rl(const config::ResolvedConfig& rc) {
+void run_rl(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
   const auto& c = rc.config;
   const auto& rl = c.rl;
-  const auto resume_from = prepare_output_dir(rc);
+  // Data parallel: every rank draws the same prompts of a round and generates whole groups of its
+  // contiguous share; rewards are gathered so advantages and metrics are those of the global batch.
+  const int64_t rank = ctx.rank(), world = ctx.world();
+  const auto resume_from = prepare_output_dir_on_main(rc, ctx);
   torch::manual_seed(static_cast<uint64_t>(c.training.seed));
   if (rl.beta > 0 && c.lora.finetuning_type != "lora")
     config_error("beta > 0 needs finetuning_type lora: the reference policy is the base with the adapters switched off");
 
   // ---- model and prompts
-  TrainModel tm = setup_model(c);
+  TrainModel tm = setup_model_in_turn(c, ctx);
   auto splits = data::load_datasets(c.data, /*prompt_only=*/true);
   data::RenderOptions ro{c.model.template_name, c.model.enable_thinking, c.data.cutoff_len, false, false, c.data.default_system};
   std::vector<data::RlPrompt> prompts;
@@ -83,22 +139,29 @@ void run_rl(const config::ResolvedConfig& rc) {
   const int64_t g = rl.num_generations, micro = c.training.per_device_train_batch_size;
   const int64_t accum = c.training.gradient_accumulation_steps, spg = rl.steps_per_generation;
   const int64_t per_round = rl.generation_batch_size, prompts_per_round = per_round / g;
-  if (per_round != micro * spg)
-    config_error("generation_batch_size {} must equal per_device_train_batch_size {} × steps_per_generation {} on one process",
-                 per_round, micro, spg);
+  if (per_round != micro * world * spg)
+    config_error("generation_batch_size {} must equal per_device_train_batch_size {} × world size {} × steps_per_generation {}",
+                 per_round, micro, world, spg);
+  const int64_t local_round = micro * spg, local_prompts = local_round / g;   // this rank's completions and prompts
+  if (local_round % g != 0)
+    config_error("each prompt's group is generated on one process: per_device_train_batch_size {} × steps_per_generation {} = {} "
+                 "must be divisible by num_generations {} (with {} processes)",
+                 micro, spg, local_round, g, world);
   const int64_t micro_per_round = spg * rl.num_iterations;
   const bool off_policy = micro_per_round > accum;
   const int64_t total_steps = c.training.max_steps > 0
                                   ? c.training.max_steps
                                   : std::max<int64_t>(1, static_cast<int64_t>(std::ceil(c.training.num_train_epochs * prompts.size() * g *
-                                                                                        rl.num_iterations / static_cast<double>(micro * accum))));
+                                                                                        rl.num_iterations / static_cast<double>(micro * world * accum))));
   Optimization opt(lora::trainable_parameters(*tm.model), c.training, total_steps);
+  opt.distribute(ctx.comm, c.dist.zero_stage);   // gradients over ranks: one flat bucket, or ZeRO 1/2 shards
   RunState state;
   if (!resume_from.empty()) {
-    state = load_checkpoint(resume_from, tm, opt);
+    state = load_checkpoint(resume_from, tm, opt, rank, world);
     sampler.restore(state.data_state);
   }
-  metrics::TrainerLog log(c.output.output_dir, total_steps, resume_from.empty(), state.global_step);
+  std::optional<metrics::TrainerLog> log;   // rank 0 alone writes to output_dir
+  if (ctx.is_main()) log.emplace(c.output.output_dir, total_steps, resume_from.empty(), state.global_step);
   metrics::Progress progress(total_steps);
   const int64_t log_every = c.output.logging_steps < 1 ? std::max<int64_t>(1, static_cast<int64_t>(c.output.logging_steps * total_steps))
                                                        : static_cast<int64_t>(c.output.logging_steps);
@@ -134,35 +197,34 @@ void run_rl(const config::ResolvedConfig& rc) {
                off_policy ? "off-policy: old log-probs stored" : "on-policy", policy->name(), rl.loss_type);
 
   install_stop_handlers();
+  const bool global_balance = world > 1 && c.training.router_aux_loss_scope == "global";
   ExpertCollapseMonitor collapse;
   const auto start = std::chrono::steady_clock::now();
   Rollouts r;
   int64_t micro_index = micro_per_round;   // forces a first round
-  int64_t round = 0, samples_seen = 0;
+  int64_t samples_seen = 0;
   std::map<std::string, double> step_metrics;
   double step_loss = 0;
-  int64_t micro_in_step = 0;
+  int64_t micro_in_step = 0, step_tokens = 0;
   while (state.global_step < total_steps) {
     // ---- a new generation round
     if (micro_index >= micro_per_round) {
       micro_index = 0;
       auto gen_start = std::chrono::steady_clock::now();
-      std::vector<int64_t> chosen = sampler.next(prompts_per_round);
-      int64_t p_len = 1;
-      for (auto i : chosen) p_len = std::max<int64_t>(p_len, static_cast<int64_t>(prompts[static_cast<size_t>(i)].prompt_ids.size()));
-      auto pids = torch::full({per_round, p_len}, tm.tokenizer.pad_id(), torch::kInt64);
-      auto pmask = torch::zeros({per_round, p_len}, torch::kInt64);
-      for (int64_t k = 0; k < per_round; ++k) {   // each prompt repeated G times, left-padded
-        const auto& ids = prompts[static_cast<size_t>(chosen[static_cast<size_t>(k / g)])].prompt_ids;
-        const auto n = static_cast<int64_t>(ids.size());
-        pids[k].narrow(0, p_len - n, n).copy_(torch::tensor(ids, torch::kInt64));
-        pmask[k].narrow(0, p_len - n, n).fill_(1);
+      const std::vector<int64_t> chosen = sampler.next(prompts_per_round);   // the round's prompts, equal on every rank
+      std::vector<const data::RlPrompt*> mine;
+      std::vector<uint64_t> keys;
+      const uint64_t round_key = static_cast<uint64_t>(state.global_step * accum + micro_in_step);
+      for (int64_t j = rank * local_prompts; j < (rank + 1) * local_prompts; ++j) {
+        const auto index = static_cast<uint64_t>(chosen[static_cast<size_t>(j)]);
+        mine.push_back(&prompts[index]);
+        keys.push_back(mix64(mix64(mix64(static_cast<uint64_t>(c.training.seed)) ^ round_key) ^ static_cast<uint64_t>(j)) ^ mix64(index));
       }
       tm.model->eval();
-      auto out = model::generate(*tm.model, pids, pmask, sc,
-                                 at::detail::createCPUGenerator(static_cast<uint64_t>(c.training.seed) * 7919 + static_cast<uint64_t>(sampler.epoch() * 1e6) + round));
+      auto out = generate_groups(*tm.model, mine, keys, g, sc);
       tm.model->train();
-      ++round;
+      auto pids = out.prompt_ids, pmask = out.prompt_mask;
+      const int64_t p_len = pids.size(1);
       r.prompt_len = p_len;
       r.completion_ids = out.completion_ids;
       r.completion_mask = out.completion_mask;
@@ -170,19 +232,20 @@ void run_rl(const config::ResolvedConfig& rc) {
       r.attention_mask = torch::cat({pmask, out.completion_mask}, 1);
       // rewards of every function on the decoded completions
       std::vector<rl::RewardInput> inputs;
-      for (int64_t k = 0; k < per_round; ++k) {
-        const auto& p = prompts[static_cast<size_t>(chosen[static_cast<size_t>(k / g)])];
+      for (int64_t k = 0; k < local_round; ++k) {
+        const auto& p = *mine[static_cast<size_t>(k / g)];
         const int64_t n = out.completion_mask[k].sum().item<int64_t>();
         std::vector<int64_t> ids(out.completion_ids[k].data_ptr<int64_t>(), out.completion_ids[k].data_ptr<int64_t>() + n);
         inputs.push_back({p.prompt_text, tm.tokenizer.decode(ids, true), ids, p.extra});
       }
-      auto rewards = torch::empty({per_round, static_cast<int64_t>(rl.reward_funcs.size())}, torch::kFloat64);
+      auto rewards = torch::empty({local_round, static_cast<int64_t>(rl.reward_funcs.size())}, torch::kFloat64);
       for (size_t f = 0; f < rl.reward_funcs.size(); ++f) {
         auto v = rl::score_rewards(rl.reward_funcs[f], inputs, rs);
         rewards.select(1, static_cast<int64_t>(f)).copy_(torch::tensor(v, torch::kFloat64));
       }
-      auto adv = rl::group_advantages(rewards, rl.reward_weights, g, rl.scale_rewards);
-      r.advantages = adv.advantages.to(torch::kFloat32);
+      // advantages and reward metrics over the global batch (rank order = the round's prompt order)
+      auto adv = rl::group_advantages(ctx.comm->all_gather(rewards), rl.reward_weights, g, rl.scale_rewards);
+      r.advantages = adv.advantages.narrow(0, rank * local_round, local_round).to(torch::kFloat32);
       r.metrics.clear();
       for (const auto& [k, v] : adv.metrics) {
         std::string key = k;
@@ -192,16 +255,16 @@ void run_rl(const config::ResolvedConfig& rc) {
         }
         r.metrics[key] = v;
       }
-      auto lengths = out.completion_mask.sum(1).to(torch::kFloat64);
+      auto lengths = ctx.comm->all_gather(out.completion_mask.sum(1).to(torch::kFloat64));   // [per_round]
       r.metrics["completions/mean_length"] = lengths.mean().item<double>();
-      r.metrics["completions/clipped_ratio"] = out.truncated.to(torch::kFloat64).mean().item<double>();
+      r.metrics["completions/clipped_ratio"] = ctx.comm->all_gather(out.truncated.to(torch::kFloat64)).mean().item<double>();
       if (rl.mask_truncated_completions)
         r.completion_mask = r.completion_mask * (~out.truncated).to(torch::kInt64).unsqueeze(1);
-      pc.num_items_in_batch = std::max(1.0, r.completion_mask.sum().item<double>());
+      pc.num_items_in_batch = std::max(1.0, dist::all_reduce_scalar(*ctx.comm, r.completion_mask.sum().item<double>()));
       // old and reference log-probs, without gradients
       {
         torch::NoGradGuard ng;
-        auto all = torch::arange(per_round, torch::kInt64);
+        auto all = torch::arange(local_round, torch::kInt64);
         r.old_logp = off_policy ? completion_logprobs(*tm.model, r, all, rl.temperature, false) : torch::Tensor();
         if (rl.beta > 0) {
           lora::AdaptersDisabled base(*tm.model);
@@ -217,7 +280,8 @@ void run_rl(const config::ResolvedConfig& rc) {
     auto rows = torch::arange(slice * micro, (slice + 1) * micro, torch::kInt64);
     torch::Tensor entropy, aux;
     std::map<std::string, double> moe_stats;
-    auto logp = completion_logprobs(*tm.model, r, rows, rl.temperature, c.training.gradient_checkpointing, &entropy, &aux, &moe_stats);
+    auto logp = completion_logprobs(*tm.model, r, rows, rl.temperature, c.training.gradient_checkpointing, &entropy, &aux, &moe_stats,
+                                    global_balance ? ctx.comm.get() : nullptr);
     for (const auto& [k, v] : moe_stats) step_metrics[k] += v / static_cast<double>(accum);
     auto mask = r.completion_mask.index_select(0, rows).to(torch::kFloat32);
     rl::PolicyLossInput in{logp, r.old_logp.defined() ? r.old_logp.index_select(0, rows) : torch::Tensor(),
@@ -226,21 +290,33 @@ void run_rl(const config::ResolvedConfig& rc) {
     // dapo normalises by the tokens of the whole round; TRL's micro-batches each see that count.
     auto pl = policy->compute(in, pc);
     if (rl.loss_type == "dapo") pl.loss = pl.loss * static_cast<double>(micro) / static_cast<double>(micro * accum);
+    else pl.loss = pl.loss / static_cast<double>(world);   // per-rank means: the summed gradient is their mean (as DDP)
     if (aux.defined()) {   // MoE: router load balancing, as transformers adds it to the loss
-      pl.loss = pl.loss + c.training.router_aux_loss_coef * aux / static_cast<double>(accum);
-      step_metrics["aux_loss"] += aux.item<double>() / static_cast<double>(accum);
+      // per rank: the summed gradient is the mean over ranks; global: the ranks' shares sum to the global loss
+      pl.loss = pl.loss + c.training.router_aux_loss_coef * aux / static_cast<double>(accum * (global_balance ? 1 : world));
+      step_metrics["aux_loss"] += aux.item<double>() / static_cast<double>(accum) * static_cast<double>(global_balance ? world : 1);
     }
     pl.loss.backward();
     step_loss += pl.loss.item<double>();
     for (const auto& [k, v] : pl.metrics) step_metrics[k] += v / static_cast<double>(accum);
     step_metrics["entropy"] += ((entropy.to(torch::kFloat64) * mask.to(torch::kFloat64)).sum() / mask.sum().clamp_min(1)).item<double>() /
                                static_cast<double>(accum);
-    state.tokens_seen += r.attention_mask.index_select(0, rows).sum().item<int64_t>();
-    samples_seen += micro;
+    step_tokens += r.attention_mask.index_select(0, rows).sum().item<int64_t>();
+    samples_seen += micro * world;
     ++micro_index;
     if (++micro_in_step < accum) continue;
 
-    // ---- the optimizer step
+    // ---- the optimizer step (loss, tokens and metrics over all ranks here; gradients in opt.step)
+    if (world > 1) {
+      std::vector<double> sums{step_loss, static_cast<double>(step_tokens)};
+      for (const auto& [k, v] : step_metrics) sums.push_back(v / static_cast<double>(world));
+      sums = dist::all_reduce_values(*ctx.comm, sums);
+      step_loss = sums[0], step_tokens = static_cast<int64_t>(sums[1]);
+      size_t k = 2;
+      for (auto& [name, v] : step_metrics) v = sums[k++];
+    }
+    state.tokens_seen += step_tokens;
+    step_tokens = 0;
     const auto outcome = opt.step(state.global_step, step_loss);
     ++state.global_step;
     state.epoch = sampler.epoch();
@@ -254,21 +330,24 @@ void run_rl(const config::ResolvedConfig& rc) {
     step_loss = 0;
     micro_in_step = 0;
     if (state.global_step % log_every == 0 || state.global_step == total_steps) {
-      log.log(state.global_step, state.epoch, metrics);
-      const double elapsed = log.elapsed_seconds();
-      progress.update(state.global_step, metrics, elapsed, elapsed / state.global_step * (total_steps - state.global_step));
+      if (log) {
+        log->log(state.global_step, state.epoch, metrics);
+        const double elapsed = log->elapsed_seconds();
+        progress.update(state.global_step, metrics, elapsed, elapsed / state.global_step * (total_steps - state.global_step));
+      }
     }
     if (state.global_step % c.output.save_steps == 0 && state.global_step < total_steps)
-      save_checkpoint(rc, tm, opt, state, log, total_steps);
-    // SIGINT / SIGTERM: stop at this step boundary with a checkpoint (unless one was just written).
-    if (const int sig = stop_requested(); sig && state.global_step < total_steps) {
-      if (state.global_step % c.output.save_steps != 0) save_checkpoint(rc, tm, opt, state, log, total_steps);
+      save_checkpoint_all_ranks(ctx, rc, tm, opt, state, log, total_steps);
+    // SIGINT / SIGTERM: stop at this step boundary with a checkpoint (unless one was just written);
+    // with several processes the ranks agree on the step.
+    if (const int sig = agreed_stop_signal(ctx); sig && state.global_step < total_steps) {
+      if (state.global_step % c.output.save_steps != 0) save_checkpoint_all_ranks(ctx, rc, tm, opt, state, log, total_steps);
       exit_for_stop(sig, c.output.output_dir.c_str(), static_cast<long>(state.global_step));
     }
   }
-  progress.finish();
+  if (ctx.is_main()) progress.finish();
   const double runtime = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  finish_run(rc, tm, state, log, total_steps, runtime, samples_seen);
+  finish_run_all_ranks(ctx, rc, tm, state, log, total_steps, runtime, samples_seen);
   spdlog::info("done: {} steps in {:.1f} s, outputs in {}", state.global_step, runtime, c.output.output_dir);
 }
 

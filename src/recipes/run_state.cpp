@@ -64,7 +64,7 @@ fs::path prepare_output_dir(const config::ResolvedConfig& rc) {
 }
 
 void save_checkpoint(const config::ResolvedConfig& rc, TrainModel& tm, const Optimization& opt, const RunState& state,
-                     const metrics::TrainerLog& log, int64_t total_steps) {
+                     const metrics::TrainerLog& log, int64_t total_steps, const std::vector<torch::Tensor>& rank_rng) {
   const auto& c = rc.config;
   const fs::path dir = fs::path(c.output.output_dir) / ("checkpoint-" + std::to_string(state.global_step));
   checkpoint::record_outputs(c.output.output_dir, {dir.filename().string()});
@@ -73,6 +73,10 @@ void save_checkpoint(const config::ResolvedConfig& rc, TrainModel& tm, const Opt
     opt.save(tmp);
     torch::serialize::OutputArchive rng;
     rng.write("cpu", checkpoint::cpu_rng_state());
+    if (rank_rng.size() > 1) {
+      rng.write("world_size", torch::tensor(static_cast<int64_t>(rank_rng.size())));
+      for (size_t r = 0; r < rank_rng.size(); ++r) rng.write("cpu_rank_" + std::to_string(r), rank_rng[r]);
+    }
     rng.save_to((tmp / "rng_state.pt").string());
     // trainer_state.json last: list_checkpoints only counts folders that have it.
     write_file_atomic(tmp / "trainer_state.json", trainer_state_json(c, state, log, total_steps).dump(2) + "\n");
@@ -80,7 +84,7 @@ void save_checkpoint(const config::ResolvedConfig& rc, TrainModel& tm, const Opt
   if (c.output.save_total_limit) checkpoint::rotate_checkpoints(c.output.output_dir, *c.output.save_total_limit);
 }
 
-RunState load_checkpoint(const fs::path& dir, TrainModel& tm, Optimization& opt) {
+RunState load_checkpoint(const fs::path& dir, TrainModel& tm, Optimization& opt, int64_t rank, int64_t world) {
   const auto state_path = dir / "trainer_state.json";
   nlohmann::json j;
   try {
@@ -119,6 +123,13 @@ RunState load_checkpoint(const fs::path& dir, TrainModel& tm, Optimization& opt)
     rng.load_from(rng_path.string());
     torch::Tensor cpu;
     rng.read("cpu", cpu);
+    torch::Tensor saved_world, own;
+    const int64_t ckpt_world = rng.try_read("world_size", saved_world) ? saved_world.item<int64_t>() : 1;
+    if (ckpt_world == world && world > 1 && rng.try_read("cpu_rank_" + std::to_string(rank), own)) cpu = own;
+    if (ckpt_world != world && rank == 0)
+      spdlog::warn("{} was written by {} process(es), this run has {}: the data order and batches continue, but random "
+                   "streams (dropout) restart from rank 0's state, so the run is not bit-identical to an uninterrupted one",
+                   dir.string(), ckpt_world, world);
     checkpoint::set_cpu_rng_state(cpu);
   } catch (const c10::Error& e) {
     config_error("{}: unreadable or truncated ({})", rng_path.string(), std::string(e.what_without_backtrace()).substr(0, 160));

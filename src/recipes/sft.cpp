@@ -16,19 +16,32 @@
 #include "gym/recipes/run_state.h"
 #include "gym/recipes/train.h"
 #include "gym/lora/adapter.h"
+#include "recipes/dist_run.h"
 #include "recipes/losses.h"
 #include "recipes/moe_monitor.h"
 #include "recipes/stop_signal.h"
 
 namespace gym::recipes {
 
-void run_sft(const config::ResolvedConfig& rc) {
+namespace {
+// Labelled next-token pairs of one example: labels[1:] != -100 (as counted on a collated batch).
+int64_t label_pairs(const data::SftExample& e) {
+  int64_t n = 0;
+  for (size_t t = 1; t < e.labels.size(); ++t) n += e.labels[t] != -100;
+  return n;
+}
+}  // namespace
+
+void run_sft(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
   const auto& c = rc.config;
-  const auto resume_from = prepare_output_dir(rc);
+  // Data parallel: every rank draws the same global batch of batch × world examples per
+  // micro-step and trains on its own contiguous share; gradients are summed over ranks.
+  const int64_t rank = ctx.rank(), world = ctx.world();
+  const auto resume_from = prepare_output_dir_on_main(rc, ctx);
   torch::manual_seed(static_cast<uint64_t>(c.training.seed));
 
   // ---- model, tokenizer, data
-  TrainModel tm = setup_model(c);
+  TrainModel tm = setup_model_in_turn(c, ctx);
   auto splits = data::load_datasets(c.data, /*prompt_only=*/false);
   data::RenderOptions ro{c.model.template_name, c.model.enable_thinking, c.data.cutoff_len, c.data.train_on_prompt,
                          c.data.mask_history, c.data.default_system};
@@ -45,28 +58,32 @@ void run_sft(const config::ResolvedConfig& rc) {
 
   // ---- schedule
   const int64_t batch = c.training.per_device_train_batch_size, accum = c.training.gradient_accumulation_steps;
-  const int64_t batches_per_epoch = (sampler.examples_per_epoch() + batch - 1) / batch;
+  const int64_t batches_per_epoch = (sampler.examples_per_epoch() + batch * world - 1) / (batch * world);
   const int64_t total_steps = c.training.max_steps > 0
                                   ? c.training.max_steps
                                   : std::max<int64_t>(1, static_cast<int64_t>(std::ceil(c.training.num_train_epochs * batches_per_epoch / accum)));
   Optimization opt(lora::trainable_parameters(*tm.model), c.training, total_steps);
+  opt.distribute(ctx.comm, c.dist.zero_stage);   // gradients over ranks: one flat bucket, or ZeRO 1/2 shards
   RunState state;
   if (!resume_from.empty()) {
-    state = load_checkpoint(resume_from, tm, opt);
+    state = load_checkpoint(resume_from, tm, opt, rank, world);
     sampler.restore(state.data_state);
   }
-  metrics::TrainerLog log(c.output.output_dir, total_steps, resume_from.empty(), state.global_step);
+  std::optional<metrics::TrainerLog> log;   // rank 0 alone writes to output_dir
+  if (ctx.is_main()) log.emplace(c.output.output_dir, total_steps, resume_from.empty(), state.global_step);
   metrics::Progress progress(total_steps);
   const int64_t log_every = c.output.logging_steps < 1
                                 ? std::max<int64_t>(1, static_cast<int64_t>(c.output.logging_steps * total_steps))
                                 : static_cast<int64_t>(c.output.logging_steps);
-  spdlog::info("SFT: {} examples, {} steps (batch {} × accumulation {}), warm-up {}, output {}", examples.size(), total_steps,
-               batch, accum, opt.warmup_steps(), c.output.output_dir);
+  spdlog::info("SFT: {} examples, {} steps (batch {} × {} processes × accumulation {}), warm-up {}, output {}", examples.size(),
+               total_steps, batch, world, accum, opt.warmup_steps(), c.output.output_dir);
   // Test hook: die by SIGKILL right after this step, to prove checkpoints survive a kill.
   const char* kill_env = std::getenv("GYM_TEST_SIGKILL_AFTER_STEP");
-  const int64_t kill_after = kill_env ? std::atoll(kill_env) : -1;
+  const char* kill_rank = std::getenv("GYM_TEST_SIGKILL_RANK");   // with several processes: only this rank dies
+  const int64_t kill_after = kill_env && (!kill_rank || std::atoll(kill_rank) == rank) ? std::atoll(kill_env) : -1;
 
   install_stop_handlers();
+  const bool global_balance = world > 1 && c.training.router_aux_loss_scope == "global";
   ExpertCollapseMonitor collapse;
   const auto start = std::chrono::steady_clock::now();
   double loss_window = 0, aux_window = 0;
@@ -75,28 +92,43 @@ void run_sft(const config::ResolvedConfig& rc) {
   while (state.global_step < total_steps) {
     // ---- one optimizer step over `accum` micro-batches; the loss is the token mean of the step
     std::vector<data::Batch> micro;
-    int64_t label_tokens = 0;
+    int64_t label_tokens = 0, global_tokens = 0;
     for (int64_t m = 0; m < accum; ++m) {
       std::vector<const data::SftExample*> picked;
-      for (auto i : sampler.next(batch)) picked.push_back(&examples[static_cast<size_t>(i)]);
+      const auto global = sampler.next(batch * world);   // the same on every rank
+      for (int64_t j = 0; j < batch; ++j) picked.push_back(&examples[static_cast<size_t>(global[static_cast<size_t>(rank * batch + j)])]);
       micro.push_back(data::collate(picked, tm.tokenizer.pad_id()));
-      label_tokens += (micro.back().labels.narrow(1, 1, micro.back().labels.size(1) - 1) != -100).sum().item<int64_t>();
+      for (auto i : global) {   // counted over all ranks' examples
+        label_tokens += label_pairs(examples[static_cast<size_t>(i)]);
+        global_tokens += static_cast<int64_t>(examples[static_cast<size_t>(i)].input_ids.size());
+      }
     }
     double step_loss = 0, step_aux = 0;
     std::map<std::string, double> step_moe;
     for (auto& b : micro) {
-      auto out = causal_lm_loss(*tm.model, b.input_ids, b.attention_mask, b.labels, label_tokens, c.training.gradient_checkpointing);
+      auto out = causal_lm_loss(*tm.model, b.input_ids, b.attention_mask, b.labels, label_tokens, c.training.gradient_checkpointing,
+                                global_balance ? ctx.comm.get() : nullptr);
       torch::Tensor loss = out.loss;
       if (out.aux_loss.defined()) {
-        loss = loss + c.training.router_aux_loss_coef * out.aux_loss / static_cast<double>(accum);
+        // per rank (transformers' default): the gradient is the mean over ranks of each rank's loss;
+        // global: each rank holds its share of the global batch's loss, so the sum is that loss
+        loss = loss + c.training.router_aux_loss_coef * out.aux_loss / static_cast<double>(accum * (global_balance ? 1 : world));
         step_aux += out.aux_loss.item<double>() / static_cast<double>(accum);
       }
       loss.backward();
       for (const auto& [k, v] : out.expert_stats) step_moe[k] += v / static_cast<double>(accum);
       step_loss += out.loss.item<double>();
-      tokens_window += b.num_tokens;
-      state.tokens_seen += b.num_tokens;
-      samples_seen += b.input_ids.size(0);
+    }
+    tokens_window += global_tokens;
+    state.tokens_seen += global_tokens;
+    samples_seen += batch * world * accum;
+    if (world > 1) {   // the step's sums over ranks (identical on every rank); opt.step reduces the gradients
+      std::vector<double> sums{step_loss, step_aux / static_cast<double>(global_balance ? 1 : world)};   // Σ of shares / mean
+      for (const auto& [k, v] : step_moe) sums.push_back(v / static_cast<double>(world));
+      sums = dist::all_reduce_values(*ctx.comm, sums);
+      step_loss = sums[0], step_aux = sums[1];
+      size_t k = 2;
+      for (auto& [name, v] : step_moe) v = sums[k++];
     }
     const auto outcome = opt.step(state.global_step, step_loss);
     ++state.global_step;
@@ -119,25 +151,28 @@ void run_sft(const config::ResolvedConfig& rc) {
         for (const auto& [k, v] : step_moe) metrics[k] = v;
         collapse.update(step_moe, state.global_step);
       }
-      log.log(state.global_step, state.epoch, metrics);
-      const double elapsed = log.elapsed_seconds();
-      progress.update(state.global_step, metrics, elapsed,
-                      elapsed / std::max<int64_t>(1, state.global_step) * (total_steps - state.global_step));
+      if (log) {
+        log->log(state.global_step, state.epoch, metrics);
+        const double elapsed = log->elapsed_seconds();
+        progress.update(state.global_step, metrics, elapsed,
+                        elapsed / std::max<int64_t>(1, state.global_step) * (total_steps - state.global_step));
+      }
       loss_window = aux_window = 0, window_steps = 0, tokens_window = 0, window_start = now;
     }
     // ---- checkpoints
     if (state.global_step % c.output.save_steps == 0 && state.global_step < total_steps)
-      save_checkpoint(rc, tm, opt, state, log, total_steps);
+      save_checkpoint_all_ranks(ctx, rc, tm, opt, state, log, total_steps);
     if (state.global_step == kill_after) std::raise(SIGKILL);
     // SIGINT / SIGTERM: stop at this step boundary with a checkpoint (unless one was just written).
-    if (const int sig = stop_requested(); sig && state.global_step < total_steps) {
-      if (state.global_step % c.output.save_steps != 0) save_checkpoint(rc, tm, opt, state, log, total_steps);
+    // With several processes the ranks agree (max over ranks), so all stop at the same step.
+    if (const int sig = agreed_stop_signal(ctx); sig && state.global_step < total_steps) {
+      if (state.global_step % c.output.save_steps != 0) save_checkpoint_all_ranks(ctx, rc, tm, opt, state, log, total_steps);
       exit_for_stop(sig, c.output.output_dir.c_str(), static_cast<long>(state.global_step));
     }
   }
-  progress.finish();
+  if (ctx.is_main()) progress.finish();
   const double runtime = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  finish_run(rc, tm, state, log, total_steps, runtime, samples_seen);
+  finish_run_all_ranks(ctx, rc, tm, state, log, total_steps, runtime, samples_seen);
   spdlog::info("done: {} steps in {:.1f} s, outputs in {}", state.global_step, runtime, c.output.output_dir);
 }
 

@@ -100,6 +100,7 @@ struct TrainingArgs {
   bool gradient_checkpointing = false;
   int64_t seed = 42;
   double router_aux_loss_coef = 0.001;
+  std::string router_aux_loss_scope = "rank";  // rank | global (MoE balancing over all ranks' tokens)
   int64_t max_nonfinite_steps = 10;            // consecutive skipped steps before the run stops
   int64_t max_new_tokens = 512;                // inference (generate)
 };
@@ -122,6 +123,7 @@ struct DistArgs {
   bool offload_param = false;
   std::string backend = "auto";                // auto | gloo | nccl
   int64_t timeout_minutes = 30;
+  int64_t timeout_seconds = 1800;              // ddp_timeout as given (rendezvous and collectives)
 };
 
 struct TrainConfig {

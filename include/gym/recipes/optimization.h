@@ -11,8 +11,11 @@
 #include <vector>
 
 #include "gym/config/config.h"
+#include "gym/dist/comm.h"
 
 namespace gym::recipes {
+
+class ZeroShards;
 
 struct StepOutcome {
   bool applied = true;       // false: skipped because the loss or a gradient was not finite
@@ -25,9 +28,19 @@ class Optimization {
   // named_params: the trainable parameters with their names (norms and biases get no decay).
   Optimization(const std::vector<std::pair<std::string, torch::Tensor>>& named_params,
                const config::TrainingArgs& args, int64_t total_steps);
+  ~Optimization();
 
-  // Call after every micro-batch's backward: applies the optimizer step for `step` (0-based)
+  // Data parallel over comm's ranks (call once, before the first step): step() then sums the
+  // gradients over ranks in one flat bucket (zero_stage 0) or keeps AdamW's state sharded
+  // (ZeRO 1: all-reduce; 2 and 3: reduce-scatter of the gradients; see recipes/zero.h).
+  void distribute(std::shared_ptr<dist::Communicator> comm, int64_t zero_stage);
+  // Collective: gathers a sharded optimizer state for save() (rank 0 saves); no-op unsharded.
+  void prepare_save();
+
+  // Call after the micro-batches' backward: applies the optimizer step for `step` (0-based)
   // unless `loss` or the gradients are non-finite. Throws after max_nonfinite_steps in a row.
+  // With several ranks, `loss` must be the global one (equal on every rank): every rank then
+  // skips or applies the same step.
   StepOutcome step(int64_t step, double loss);
 
   double lr_at(int64_t step) const;
@@ -41,7 +54,11 @@ class Optimization {
 
  private:
   std::vector<torch::Tensor> params_;
+  std::vector<bool> decay_;
   std::unique_ptr<torch::optim::AdamW> adamw_;
+  std::shared_ptr<dist::Communicator> comm_;
+  std::unique_ptr<ZeroShards> zero_;
+  std::vector<torch::Tensor> zero_saved_;
   config::TrainingArgs args_;
   int64_t total_steps_;
   int64_t warmup_;

@@ -21,11 +21,14 @@ struct RunState {
 };
 
 // output_dir/checkpoint-N: adapter (or model), optimizer.pt, rng_state.pt, trainer_state.json.
+// rank_rng: with several ranks, every rank's CPU RNG state (rank order), stored beside rank 0's.
 void save_checkpoint(const config::ResolvedConfig& rc, TrainModel& tm, const Optimization& opt, const RunState& state,
-                     const metrics::TrainerLog& log, int64_t total_steps);
+                     const metrics::TrainerLog& log, int64_t total_steps, const std::vector<torch::Tensor>& rank_rng = {});
 
 // Restores weights, optimizer, RNG and returns the run state of a checkpoint folder.
-RunState load_checkpoint(const std::filesystem::path& dir, TrainModel& tm, Optimization& opt);
+// rank/world: this process's place; it takes its own RNG state when the checkpoint has one for
+// the same world size, else rank 0's (with a warning: another world size is not bit-identical).
+RunState load_checkpoint(const std::filesystem::path& dir, TrainModel& tm, Optimization& opt, int64_t rank = 0, int64_t world = 1);
 
 // Final outputs: the adapter (or model) in output_dir, trainer_state.json, all_results.json,
 // train_results.json and, with plot_loss, training_<metric>.svg for loss and rewards.

@@ -1,0 +1,53 @@
+// Small collectives built on the Communicator interface.
+#include <algorithm>
+#include <cstring>
+
+#include "gym/dist/comm.h"
+
+namespace gym::dist {
+
+double all_reduce_scalar(Communicator& comm, double value, ReduceOp op) { return all_reduce_values(comm, {value}, op)[0]; }
+
+std::vector<double> all_reduce_values(Communicator& comm, std::vector<double> values, ReduceOp op) {
+  if (comm.world() == 1 || values.empty()) return values;
+  auto t = torch::tensor(values, torch::kFloat64);   // [n]
+  comm.all_reduce(t, op);
+  std::memcpy(values.data(), t.data_ptr<double>(), values.size() * sizeof(double));
+  return values;
+}
+
+std::string broadcast_string(Communicator& comm, const std::string& s, int64_t root) {
+  if (comm.world() == 1) return s;
+  auto len = torch::tensor({static_cast<int64_t>(s.size())}, torch::kInt64);
+  comm.broadcast(len, root);
+  auto bytes = torch::zeros({std::max<int64_t>(1, len.item<int64_t>())}, torch::kUInt8);
+  if (comm.rank() == root && !s.empty()) std::memcpy(bytes.data_ptr<uint8_t>(), s.data(), s.size());
+  comm.broadcast(bytes, root);
+  return std::string(reinterpret_cast<const char*>(bytes.data_ptr<uint8_t>()), static_cast<size_t>(len.item<int64_t>()));
+}
+
+void all_reduce_gradients(Communicator& comm, const std::vector<torch::Tensor>& params) {
+  if (comm.world() == 1) return;
+  torch::NoGradGuard ng;
+  // One bucket per dtype, in parameter order; a missing gradient counts as zeros on this rank.
+  std::vector<torch::ScalarType> dtypes;
+  for (const auto& p : params)
+    if (std::find(dtypes.begin(), dtypes.end(), p.scalar_type()) == dtypes.end()) dtypes.push_back(p.scalar_type());
+  for (auto dt : dtypes) {
+    std::vector<torch::Tensor> parts;
+    for (const auto& p : params)
+      if (p.scalar_type() == dt) parts.push_back(p.grad().defined() ? p.grad().reshape({-1}) : torch::zeros({p.numel()}, p.options()));
+    auto flat = torch::cat(parts);   // [Σ numel]
+    comm.all_reduce(flat);
+    int64_t off = 0;
+    for (const auto& p : params) {
+      if (p.scalar_type() != dt) continue;
+      auto g = flat.narrow(0, off, p.numel()).view(p.sizes());
+      if (p.grad().defined()) p.mutable_grad().copy_(g);
+      else p.mutable_grad() = g.clone();
+      off += p.numel();
+    }
+  }
+}
+
+}  // namespace gym::dist
