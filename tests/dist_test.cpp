@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "cli_util.h"
+#include "gym/core/error.h"
 #include "gym/core/fs.h"
 #include "gym/dist/comm.h"
 #include "gym/dist/env.h"
@@ -178,7 +179,9 @@ TEST(DistSft, KilledWorkerEndsTheRunAndKillResumesBitIdentical) {
   EXPECT_TRUE(fs::exists(killed / "checkpoint-4" / "trainer_state.json"));
   EXPECT_FALSE(fs::exists(killed / "adapter_model.safetensors"));
   for (const auto& e : fs::directory_iterator(killed))   // no half-written checkpoint under a final name
-    if (e.path().filename().string().rfind("checkpoint-", 0) == 0) EXPECT_TRUE(fs::exists(e.path() / "trainer_state.json")) << e.path();
+    if (e.path().filename().string().rfind("checkpoint-", 0) == 0) {
+      EXPECT_TRUE(fs::exists(e.path() / "trainer_state.json")) << e.path();
+    }
   // the same command resumes from checkpoint-4 and ends bit-identical to the uninterrupted run
   r = test::run_gym(kSft + " --output_dir " + killed.string() + common);
   ASSERT_EQ(r.exit_code, 0) << r.output;
