@@ -82,7 +82,7 @@ struct GroupRollouts {
 
 // Generates each prompt's group of G completions in its own batch with its own generator (the
 // generation index is the row within the group), then pads the groups to one batch.
-GroupRollouts generate_groups(model::Qwen3ForCausalLMImpl& m, const std::vector<const data::RlPrompt*>& group_prompts,
+GroupRollouts generate_groups(model::CausalLMImpl& m, const std::vector<const data::RlPrompt*>& group_prompts,
                               const std::vector<uint64_t>& keys, int64_t g, const model::SamplingConfig& sc) {
   std::vector<model::GenerationOutput> outs;
   int64_t p_len = 1, c_len = 1;
