@@ -68,5 +68,10 @@ function(gym_cuda_compile_check)
     add_test(NAME OpsCudaCompile COMMAND ${CMAKE_COMMAND} -E env GYM_CUDA_ARCHS=${_archs}
              bash ${CMAKE_SOURCE_DIR}/scripts/check_cuda_kernels.sh)
     set_tests_properties(OpsCudaCompile PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600 LABELS "unit;cuda")
+    # The NCCL path of the c10d communicator, compiled against the LibTorch headers found.
+    list(GET TORCH_INCLUDE_DIRS 0 _torch_inc0)
+    add_test(NAME DistNcclCompile COMMAND ${CMAKE_COMMAND} -E env TORCH_INCLUDE=${_torch_inc0} CXX=${CMAKE_CXX_COMPILER}
+             bash ${CMAKE_SOURCE_DIR}/scripts/check_nccl_compile.sh)
+    set_tests_properties(DistNcclCompile PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600 LABELS "unit;cuda")
   endif()
 endfunction()
