@@ -107,6 +107,29 @@ TEST(RlEndToEnd, GspoLearnsOnTheArithmeticSet) {
   EXPECT_TRUE(fs::exists(gspo / "checkpoint-200" / "trainer_state.json"));
 }
 
+TEST(RlEndToEnd, LoggedMetricsAreMeansOverTheLoggingWindow) {
+  // The same run logged every step and every 3 steps: each 3-step log is the mean of the three
+  // per-step values (as TRL logs), lr and grad_norm are the last step's.
+  const auto every = out_dir("log1"), third = out_dir("log3");
+  const std::string common = "train " + kTiny + "/grpo_tiny.yaml --adapter_name_or_path null --max_steps 6 --per_device_train_batch_size 16 "
+                             "--save_steps 1000 --plot_loss false --output_dir ";
+  auto r = test::run_gym(common + every.string() + " --logging_steps 1");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = test::run_gym(common + third.string() + " --logging_steps 3");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto l1 = read_log(every), l3 = read_log(third);
+  ASSERT_EQ(l1.size(), 6u);
+  ASSERT_EQ(l3.size(), 2u);
+  for (size_t w = 0; w < 2; ++w) {
+    for (const char* k : {"reward", "loss", "entropy", "completions/mean_length", "kl"}) {
+      const double mean = (l1[3 * w][k].get<double>() + l1[3 * w + 1][k].get<double>() + l1[3 * w + 2][k].get<double>()) / 3;
+      EXPECT_NEAR(l3[w][k].get<double>(), mean, 1e-9 + 1e-9 * std::abs(mean)) << k << " window " << w;
+    }
+    EXPECT_EQ(l3[w]["grad_norm"], l1[3 * w + 2]["grad_norm"]);
+    EXPECT_EQ(l3[w]["lr"], l1[3 * w + 2]["lr"]);
+  }
+}
+
 TEST(RlEndToEnd, GrpoWithKlAndOffPolicyMoeRunThroughTheSameLoop) {
   const auto grpo = out_dir("grpo"), moe = out_dir("moe");
   auto r = test::run_gym("train " + kTiny + "/grpo_tiny.yaml --output_dir " + grpo.string() +

@@ -204,6 +204,7 @@ void run_rl(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
   int64_t micro_index = micro_per_round;   // forces a first round
   int64_t samples_seen = 0;
   std::map<std::string, double> step_metrics;
+  std::map<std::string, std::pair<double, int64_t>> window;   // metric → (sum, steps) since the last log
   double step_loss = 0;
   int64_t micro_in_step = 0, step_tokens = 0;
   while (state.global_step < total_steps) {
@@ -329,11 +330,21 @@ void run_rl(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
     step_metrics.clear();
     step_loss = 0;
     micro_in_step = 0;
+    // As TRL and the HF Trainer log them: each metric is the mean over the steps since the last log,
+    // except lr and grad_norm (the current step's).
+    for (const auto& [k, v] : metrics) {
+      auto& w = window[k];
+      w.first = (k == "lr" || k == "grad_norm") ? v : w.first + v;
+      w.second = (k == "lr" || k == "grad_norm") ? 1 : w.second + 1;
+    }
     if (state.global_step % log_every == 0 || state.global_step == total_steps) {
+      std::map<std::string, double> logged;
+      for (const auto& [k, w] : window) logged[k] = w.first / static_cast<double>(w.second);
+      window.clear();
       if (log) {
-        log->log(state.global_step, state.epoch, metrics);
+        log->log(state.global_step, state.epoch, logged);
         const double elapsed = log->elapsed_seconds();
-        progress.update(state.global_step, metrics, elapsed, elapsed / state.global_step * (total_steps - state.global_step));
+        progress.update(state.global_step, logged, elapsed, elapsed / state.global_step * (total_steps - state.global_step));
       }
     }
     if (state.global_step % c.output.save_steps == 0 && state.global_step < total_steps)
