@@ -68,12 +68,13 @@ torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const LayerInput
 }
 
 DecoderModelImpl::DecoderModelImpl(const ArchConfig& c, torch::TensorOptions o) {
-  embed_tokens = register_module("embed_tokens", torch::nn::Embedding(torch::nn::EmbeddingOptions(c.vocab_size, c.hidden_size)));
-  embed_tokens->weight.set_data(embed_tokens->weight.to(o.dtype()));
+  // Uninitialised, in o's dtype and on o's device (the loader fills it; no random init to pay for).
+  embed_tokens = register_module("embed_tokens", torch::nn::Embedding(torch::nn::EmbeddingOptions(c.vocab_size, c.hidden_size)
+                                                                          ._weight(torch::empty({c.vocab_size, c.hidden_size}, o))));
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(DecoderLayer(c, i, o));
   norm = register_module("norm", nn::RMSNorm(c.hidden_size, c.rms_norm_eps, c.norm_unit_offset, o));
-  rotary_emb = register_module("rotary_emb", nn::RotaryEmbedding(rope_options(c)));
+  rotary_emb = register_module("rotary_emb", nn::RotaryEmbedding(rope_options(c), o.device()));
 }
 
 DecoderLMImpl::DecoderLMImpl(const ArchConfig& c, torch::TensorOptions o) : CausalLMImpl(c) {

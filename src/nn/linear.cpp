@@ -26,7 +26,8 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
 }
 
 void LinearImpl::attach_lora(int64_t rank, double scaling, double dropout) {
-  const auto opts = torch::TensorOptions().dtype(torch::kFloat32);
+  // float32 factors (as PEFT keeps them under a bf16 base), on the base weight's device.
+  const auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(weight.defined() ? weight.device() : torch::Device(torch::kCPU));
   auto a = torch::empty({rank, in_features}, opts);
   torch::nn::init::kaiming_uniform_(a, std::sqrt(5.0));
   lora_A = register_module("lora_A", LoraFactor(a));

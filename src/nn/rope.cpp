@@ -4,7 +4,7 @@
 
 namespace gym::nn {
 
-RotaryEmbeddingImpl::RotaryEmbeddingImpl(const RopeOptions& o) {
+RotaryEmbeddingImpl::RotaryEmbeddingImpl(const RopeOptions& o, torch::Device device) {
   const int64_t d = o.rotary_dim;
   // θ^(2i/D) in float32, as transformers computes it.
   auto exponents = torch::arange(0, d, 2, torch::kInt64).to(torch::kFloat32) / static_cast<float>(d);
@@ -27,7 +27,7 @@ RotaryEmbeddingImpl::RotaryEmbeddingImpl(const RopeOptions& o) {
     auto interp = 1.0 / (factor * pos_freqs);
     inv = interp * (1 - extrapolation_weight) + inv * extrapolation_weight;
   }
-  inv_freq = register_buffer("inv_freq", inv);
+  inv_freq = register_buffer("inv_freq", inv.to(device));   // computed on the CPU, kept beside the weights
 }
 
 std::pair<torch::Tensor, torch::Tensor> RotaryEmbeddingImpl::tables(const torch::Tensor& position_ids, torch::Dtype dtype) const {

@@ -23,7 +23,7 @@ struct RopeOptions {
 
 class RotaryEmbeddingImpl : public torch::nn::Module {
  public:
-  explicit RotaryEmbeddingImpl(const RopeOptions& o);
+  explicit RotaryEmbeddingImpl(const RopeOptions& o, torch::Device device = torch::kCPU);
   // position_ids: [B, T] (any device) → cos, sin: [B, 1, T, rotary_dim] in `dtype`, on inv_freq's device
   std::pair<torch::Tensor, torch::Tensor> tables(const torch::Tensor& position_ids, torch::Dtype dtype) const;
   torch::Tensor inv_freq;   // [rotary_dim / 2] float32 (a buffer: follows .to(device))
