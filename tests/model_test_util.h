@@ -36,13 +36,13 @@ inline torch::Tensor to_tensor_3d(const nlohmann::json& j) {
 
 // The model of a reference folder in float32. A folder gym cannot load fails the test (every
 // family of the references is supported).
-inline model::CausalLM load_reference_model(const std::filesystem::path& dir) {
+inline model::CausalLM load_reference_model(const std::filesystem::path& dir, torch::Dtype dtype = torch::kFloat32) {
   // A LoRA reference folder may hold only the adapter; its base is the dense folder beside it.
   if (!std::filesystem::exists(dir / "model.safetensors") && !std::filesystem::exists(dir / "model.safetensors.index.json"))
     for (const auto& e : std::filesystem::directory_iterator(dir.parent_path()))
       if (e.is_directory() && std::filesystem::exists(e.path() / "model.safetensors") && !std::filesystem::exists(e.path() / "adapter_config.json"))
-        return model::load_model(e.path(), torch::kFloat32);
-  return model::load_model(dir, torch::kFloat32);
+        return model::load_model(e.path(), dtype);
+  return model::load_model(dir, dtype);
 }
 
 }  // namespace gym::test
