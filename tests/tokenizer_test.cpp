@@ -109,3 +109,38 @@ TEST(TokenizerCli, TokenizeAndDecode) {
   r = gym::test::run_gym("tokenize --model /nonexistent/model --text x");
   EXPECT_EQ(r.exit_code, 2);
 }
+
+TEST(TokenizerQwen3, TextWithNulBytesIsTokenizedWhole) {
+  REQUIRE_QWEN_TOKENIZER();
+  const std::string text("before\0after\0\0end", 17);
+  const auto ids = qwen().encode(text);
+  EXPECT_EQ(qwen().decode(ids), text);
+  EXPECT_GT(ids.size(), qwen().encode("before").size() + 2);
+  EXPECT_EQ(gym::tokenizer::nfc(text), text);
+}
+
+TEST(TokenizerQwen3, LongLinesAndLongWordsTokenizeAndRoundTrip) {
+  // Regression for hostile inputs: a 50 MB line of words, and a 2 MB single pre-token (one run of
+  // letters, merged by the heap in O(n log n); the former O(n²) merge loop took minutes on 100 KB).
+  REQUIRE_QWEN_TOKENIZER();
+  // (The pre-tokenizer once re-checked the whole line's UTF-8 at every match: quadratic in its length.)
+  std::vector<std::string> words;   // 1000 words, so that the BPE cache serves most pieces
+  uint64_t x = 42;
+  for (int w = 0; w < 1000; ++w) {
+    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    std::string word = w % 7 == 0 ? "42" : "";
+    for (int i = 0, len = 1 + static_cast<int>((x >> 33) % 9); i < len; ++i) word += static_cast<char>('a' + ((x >> (i * 5 + 3)) % 26));
+    words.push_back(word + (w % 5 == 0 ? ", " : " "));
+  }
+  std::string line;
+  line.reserve((50u << 20) + 64);
+  for (size_t i = 0; line.size() < (50u << 20); ++i) line += words[(i * 7919) % words.size()];
+  auto ids = qwen().encode(line);
+  EXPECT_GT(ids.size(), line.size() / 8);
+  EXPECT_EQ(qwen().decode(ids), line);
+  std::string word;
+  for (size_t i = 0; i < (2u << 20); ++i) word += static_cast<char>('a' + (i * 7 + i / 3) % 26);
+  ids = qwen().encode(word);
+  EXPECT_EQ(qwen().decode(ids), word);
+  EXPECT_LT(ids.size(), word.size());
+}

@@ -1,5 +1,7 @@
 #include "gym/tokenizer/tokenizer.h"
 
+#include <queue>
+
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 #include <utf8proc.h>
@@ -40,9 +42,13 @@ struct Regex {
   void split(const std::string& text, std::vector<std::string>& out) const {
     pcre2_match_data* md = pcre2_match_data_create_from_pattern(code, nullptr);
     size_t pos = 0, last = 0;
+    // The first match checks the whole subject's UTF-8 once; later ones skip the check, which would
+    // otherwise rescan the subject at every match (quadratic in the line length).
+    uint32_t options = 0;
     while (pos <= text.size()) {
-      const int rc = pcre2_match(code, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), pos, 0, md, nullptr);
+      const int rc = pcre2_match(code, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), pos, options, md, nullptr);
       if (rc < 0) break;
+      options = PCRE2_NO_UTF_CHECK;
       const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
       if (ov[0] > last) out.push_back(text.substr(last, ov[0] - last));
       if (ov[1] > ov[0]) out.push_back(text.substr(ov[0], ov[1] - ov[0]));
@@ -87,26 +93,58 @@ struct Tokenizer::Impl {
       auto it = cache.find(piece);
       if (it != cache.end()) return it->second;
     }
+    // Merges by rank, leftmost first among equal ranks (as tokenizers' word.rs): a heap of candidate
+    // pairs over a linked list of symbols, so a piece of n bytes costs O(n log n), never O(n²).
+    // Symbol i is the range [start[i], start[next[i]]) of the byte-mapped piece u.
     const auto& bm = ByteMap::get();
-    std::vector<std::string> symbols;
-    for (unsigned char c : piece) symbols.push_back(bm.to_unicode[c]);
-    while (symbols.size() > 1) {
-      int best = INT_MAX;
-      size_t at = 0;
-      for (size_t i = 0; i + 1 < symbols.size(); ++i) {
-        auto it = merge_rank.find(symbols[i] + '\x01' + symbols[i + 1]);
-        if (it != merge_rank.end() && it->second < best) best = it->second, at = i;
-      }
-      if (best == INT_MAX) break;
-      symbols[at] += symbols[at + 1];
-      symbols.erase(symbols.begin() + static_cast<long>(at) + 1);
+    if (piece.size() >= UINT32_MAX) runtime_error("tokenizer: a single pre-token of {} bytes is too long", piece.size());
+    const auto n = static_cast<uint32_t>(piece.size());
+    std::string u;
+    std::vector<uint32_t> start(n + 1), next(n), prev(n);
+    for (uint32_t i = 0; i < n; ++i) {
+      start[i] = static_cast<uint32_t>(u.size());
+      u += bm.to_unicode[static_cast<unsigned char>(piece[i])];
+      next[i] = i + 1, prev[i] = i ? i - 1 : 0;
     }
+    start[n] = static_cast<uint32_t>(u.size());
+    auto text_of = [&](uint32_t i) { return u.substr(start[i], start[next[i]] - start[i]); };
+    struct Candidate {
+      int rank;
+      uint32_t left, right, right_next;   // right_next: next[right] when queued (the right symbol's end)
+      bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : left > o.left; }
+    };
+    std::priority_queue<Candidate, std::vector<Candidate>, std::greater<Candidate>> heap;
+    std::string key;
+    auto consider = [&](uint32_t l, uint32_t r) {
+      if (r >= n) return;
+      key.assign(u, start[l], start[r] - start[l]);
+      key += '\x01';
+      key.append(u, start[r], start[next[r]] - start[r]);
+      auto it = merge_rank.find(key);
+      if (it != merge_rank.end()) heap.push({it->second, l, r, next[r]});
+    };
+    for (uint32_t i = 0; i + 1 < n; ++i) consider(i, i + 1);
+    while (!heap.empty()) {
+      const Candidate c = heap.top();
+      heap.pop();
+      // stale: the left symbol absorbed another, or the right one grew, since the pair was queued
+      // (symbol 0 never dies; a dead symbol is unlinked, so next[left] == right means both are alive)
+      if (next[c.left] != c.right || next[c.right] != c.right_next) continue;
+      next[c.left] = next[c.right];
+      next[c.right] = c.right;   // unlinked: no later pair can match it
+      if (next[c.left] < n) prev[next[c.left]] = c.left;
+      if (c.left > 0) consider(prev[c.left], c.left);
+      consider(c.left, next[c.left]);
+    }
+    std::vector<std::string> symbols;
+    for (uint32_t i = 0; i < n; i = next[i]) symbols.push_back(text_of(i));
     std::vector<int64_t> ids;
     for (const auto& s : symbols) {
       auto it = vocab.find(s);
       if (it == vocab.end()) runtime_error("tokenizer: symbol '{}' is not in the vocabulary (no unk_token)", s);
       ids.push_back(it->second);
     }
+    if (piece.size() > 256) return ids;   // long pieces are rare: not worth the cache's memory
     std::lock_guard<std::mutex> lock(cache_mutex);
     if (cache.size() > 200000) cache.clear();
     cache.emplace(piece, ids);
@@ -126,9 +164,12 @@ struct Tokenizer::Impl {
 };
 
 std::string nfc(const std::string& text) {
-  utf8proc_uint8_t* out = utf8proc_NFC(reinterpret_cast<const utf8proc_uint8_t*>(text.c_str()));
-  if (!out) return text;
-  std::string s(reinterpret_cast<char*>(out));
+  // By length, not NUL-terminated: a text with NUL bytes is normalised (and tokenized) whole.
+  utf8proc_uint8_t* out = nullptr;
+  const utf8proc_ssize_t len = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()), static_cast<utf8proc_ssize_t>(text.size()),
+                                            &out, static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+  if (len < 0 || !out) return text;   // invalid UTF-8: kept as bytes
+  std::string s(reinterpret_cast<char*>(out), static_cast<size_t>(len));
   std::free(out);
   return s;
 }
