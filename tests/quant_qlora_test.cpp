@@ -77,6 +77,30 @@ TEST(Nf4Checkpoint, UnsupportedQuantizationAndInconsistentStateAreClearErrors) {
   const std::string js = R"({"quant_type": "nf4", "blocksize": 128, "dtype": "float32", "shape": [16, 64], "nested_blocksize": 256, "nested_dtype": "float32", "nested_offset": 0.1})";
   t["p.weight.quant_state.bitsandbytes__nf4"] = torch::from_blob(const_cast<char*>(js.data()), {static_cast<int64_t>(js.size())}, torch::kUInt8).clone();
   expect_error([&] { quant::nf4_from_bnb_tensors("p.weight", get); }, "blocksize 128");
+  // Hostile quant_state fields: each is a config error naming the tensor, never a division by zero,
+  // an unbounded allocation or a JSON type exception.
+  auto with_state = [&](const std::string& state, const char* expected) {
+    t = quant::nf4_to_bnb_tensors("p.weight", w);
+    t["p.weight.quant_state.bitsandbytes__nf4"] =
+        torch::from_blob(const_cast<char*>(state.data()), {static_cast<int64_t>(state.size())}, torch::kUInt8).clone();
+    expect_error([&] { quant::nf4_from_bnb_tensors("p.weight", get); }, expected);
+  };
+  const std::string nested = R"(, "nested_blocksize": 256, "nested_offset": 0.1})";
+  with_state(R"({"quant_type": "nf4", "blocksize": 0, "shape": [16, 64])" + nested, "'blocksize' must be an integer");
+  with_state(R"({"quant_type": "nf4", "blocksize": "64", "shape": [16, 64])" + nested, "'blocksize' must be an integer");
+  with_state(R"({"quant_type": "nf4", "blocksize": 64, "shape": [16, 64], "nested_blocksize": 0, "nested_offset": 0.1})",
+             "'nested_blocksize' must be an integer");
+  with_state(R"({"quant_type": "nf4", "blocksize": 64, "shape": [16, 64], "nested_blocksize": 256})", "'nested_offset'");
+  with_state(R"({"quant_type": "nf4", "blocksize": 64, "shape": [1099511627776, 1099511627776])" + nested, "positive sizes");
+  with_state(R"({"quant_type": "nf4", "blocksize": 64, "shape": [16, -64])" + nested, "positive sizes");
+  with_state(R"({"quant_type": "nf4", "blocksize": 64, "shape": "16x64")" + nested, "'shape' must be a list");
+  with_state(R"({"quant_type": 4, "blocksize": 64, "shape": [16, 64])" + nested, "quant_type 4 is not supported");
+  t = quant::nf4_to_bnb_tensors("p.weight", w);
+  t.erase("p.weight.nested_absmax");
+  expect_error([&] { quant::nf4_from_bnb_tensors("p.weight", get); }, "without p.weight.nested_absmax");
+  t = quant::nf4_to_bnb_tensors("p.weight", w);
+  t["p.weight.nested_absmax"] = t["p.weight.nested_absmax"].clone().fill_(NAN);
+  expect_error([&] { quant::nf4_from_bnb_tensors("p.weight", get); }, "NaN or infinity");
 }
 
 TEST(Nf4Training, QloraSftAndGspoTrainEndToEnd) {
