@@ -107,6 +107,33 @@ TEST(RlEndToEnd, GspoLearnsOnTheArithmeticSet) {
   EXPECT_TRUE(fs::exists(gspo / "checkpoint-200" / "trainer_state.json"));
 }
 
+TEST(RlEndToEnd, AccuracyWithoutReferenceAnswersIsAnErrorAndAMappedColumnWorks) {
+  // Rows whose reference answer sits in a column named `final`: the accuracy reward has nothing to
+  // compare with, which must stop the run (naming the dataset, its columns and the mapping to use);
+  // mapping `final` to `answer` in dataset_info.json makes the same rows train.
+  const auto data = out_dir("noanswer_data"), run = out_dir("noanswer_run");
+  fs::create_directories(data);
+  {
+    std::ofstream rows(data / "sums.jsonl");
+    for (int a = 0; a < 8; ++a) rows << "{\"prompt\": \"" << a << "+1=\", \"final\": \"" << a + 1 << "\"}\n";
+    std::ofstream info(data / "dataset_info.json");
+    info << R"({"sums": {"file_name": "sums.jsonl", "columns": {"prompt": "prompt"}},
+                "sums_mapped": {"file_name": "sums.jsonl", "columns": {"prompt": "prompt", "answer": "final"}}})";
+  }
+  const std::string common = "train " + kTiny + "/grpo_tiny.yaml --adapter_name_or_path null --max_steps 1 --per_device_train_batch_size 16 "
+                             "--save_steps 1000 --plot_loss false --reward_funcs accuracy --dataset_dir " + data.string() + " --output_dir " + run.string();
+  auto r = test::run_gym(common + " --dataset sums");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("dataset sums: reward 'accuracy' needs a reference answer"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("the rows have: final"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\"answer\": \"<column>\""), std::string::npos) << r.output;
+  r = test::run_gym(common + " --dataset sums_mapped");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  const auto log = read_log(run);
+  ASSERT_EQ(log.size(), 1u);
+  EXPECT_FALSE(std::isnan(log[0]["rewards/accuracy/mean"].get<double>()));
+}
+
 TEST(RlEndToEnd, LoggedMetricsAreMeansOverTheLoggingWindow) {
   // The same run logged every step and every 3 steps: each 3-step log is the mean of the three
   // per-step values (as TRL logs), lr and grad_norm are the last step's.

@@ -44,6 +44,15 @@ nlohmann::json extra_columns(const nlohmann::json& row, const std::vector<std::s
   return extra;
 }
 
+// Reference answers for rewards: dataset_info.json may map a column to answer / solution /
+// ground_truth ("columns": {"answer": "final_value"}); the row's value then also appears under that name.
+void map_reward_columns(const nlohmann::json& row, const DatasetSpec& s, nlohmann::json& extra) {
+  for (const char* key : {"answer", "solution", "ground_truth"}) {
+    const auto it = s.columns.find(key);
+    if (it != s.columns.end() && !it->second.empty() && row.contains(it->second)) extra[key] = row[it->second];
+  }
+}
+
 Conversation parse_alpaca(const nlohmann::json& row, const DatasetSpec& s, bool prompt_only) {
   const auto& c = s.columns;
   Conversation conv;
@@ -76,6 +85,7 @@ Conversation parse_alpaca(const nlohmann::json& row, const DatasetSpec& s, bool 
   if (!col("system").empty() && row.contains(col("system")) && row[col("system")].is_string())
     conv.system = row[col("system")].get<std::string>();
   conv.extra = extra_columns(row, {col("prompt"), col("query"), col("response"), col("history"), col("system")});
+  map_reward_columns(row, s, conv.extra);
   return conv;
 }
 
@@ -126,6 +136,7 @@ Conversation parse_messages(const nlohmann::json& row, const DatasetSpec& s, boo
   }
   for (auto it = row.begin(); it != row.end(); ++it)
     if (it.key() != mcol && it.key() != scol && it.key() != tcol) conv.extra[it.key()] = *it;
+  map_reward_columns(row, s, conv.extra);
   return conv;
 }
 

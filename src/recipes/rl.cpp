@@ -4,6 +4,9 @@
 //   num_iterations micro-batches through the PolicyLoss → optimizer steps every accumulation.
 #include <spdlog/spdlog.h>
 
+#include <fmt/ranges.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
@@ -114,6 +117,27 @@ GroupRollouts generate_groups(model::CausalLMImpl& m, const std::vector<const da
   return r;
 }
 
+// The accuracy reward compares with each row's reference answer: rows without one would train on
+// nothing (every completion unscored), so none at all is an error naming the data and the way out.
+void check_reference_answers(const std::vector<std::string>& reward_funcs, const std::vector<data::RlPrompt>& prompts,
+                             const config::DataArgs& data) {
+  if (std::find(reward_funcs.begin(), reward_funcs.end(), "accuracy") == reward_funcs.end() || prompts.empty()) return;
+  size_t missing = 0;
+  for (const auto& p : prompts) missing += !rl::reference_answer(p.extra).has_value();
+  if (missing == 0) return;
+  std::vector<std::string> columns;
+  if (prompts.front().extra.is_object())
+    for (auto it = prompts.front().extra.begin(); it != prompts.front().extra.end(); ++it) columns.push_back(it.key());
+  const std::string names = fmt::format("{}", fmt::join(data.dataset, ", "));
+  if (missing == prompts.size())
+    config_error("dataset {}: reward 'accuracy' needs a reference answer, but no row has an answer, solution or ground_truth column "
+                 "(besides the prompt, the rows have: {}); rename the column, or map it in {}/dataset_info.json with "
+                 "\"columns\": {{\"answer\": \"<column>\", ...}}",
+                 names, columns.empty() ? "nothing" : fmt::format("{}", fmt::join(columns, ", ")), data.dataset_dir);
+  spdlog::warn("dataset {}: {} of {} rows have no reference answer; reward 'accuracy' leaves their completions unscored", names,
+               missing, prompts.size());
+}
+
 }  // namespace
 
 void run_rl(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
@@ -133,6 +157,7 @@ void run_rl(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
   data::RenderOptions ro{c.model.template_name, c.model.enable_thinking, c.data.cutoff_len, false, false, c.data.default_system};
   std::vector<data::RlPrompt> prompts;
   for (const auto& conv : splits.train) prompts.push_back(data::encode_rl_prompt(conv, tm.tokenizer, ro, rl.max_prompt_length));
+  check_reference_answers(rl.reward_funcs, prompts, c.data);
   data::BatchSampler sampler(static_cast<int64_t>(prompts.size()), static_cast<uint64_t>(c.training.seed));
 
   // ---- batch geometry (TRL): completions per round = generation_batch_size
