@@ -134,6 +134,31 @@ TEST(RlEndToEnd, AccuracyWithoutReferenceAnswersIsAnErrorAndAMappedColumnWorks) 
   EXPECT_FALSE(std::isnan(log[0]["rewards/accuracy/mean"].get<double>()));
 }
 
+TEST(RlEndToEnd, LogCompletionsWritesEachLoggingStepsRound) {
+  // log_completions: at each logging step the round's completions with their rewards and advantages.
+  const auto run = out_dir("completions");
+  auto r = test::run_gym("train " + kTiny + "/grpo_tiny.yaml --adapter_name_or_path null --max_steps 4 --per_device_train_batch_size 16 "
+                         "--logging_steps 2 --save_steps 1000 --plot_loss false --log_completions true --output_dir " + run.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::ifstream in(run / "completions.jsonl");
+  std::vector<nlohmann::json> rows;
+  for (std::string line; std::getline(in, line);) rows.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(rows.size(), 32u);   // 2 logging steps × 16 completions
+  for (size_t i = 0; i < rows.size(); ++i) {
+    EXPECT_EQ(rows[i]["step"].get<int64_t>(), i < 16 ? 2 : 4);
+    EXPECT_TRUE(rows[i]["prompt"].is_string());
+    EXPECT_TRUE(rows[i]["completion"].is_string());
+    EXPECT_TRUE(rows[i]["rewards"].contains("accuracy"));
+  }
+  // advantages are group-centred: each group of 8 (one prompt) sums to zero
+  for (size_t g = 0; g < 4; ++g) {
+    double sum = 0;
+    for (size_t k = 0; k < 8; ++k) sum += rows[g * 8 + k]["advantage"].get<double>();
+    EXPECT_NEAR(sum, 0.0, 1e-5) << "group " << g;
+    EXPECT_EQ(rows[g * 8]["prompt"], rows[g * 8 + 7]["prompt"]);
+  }
+}
+
 TEST(RlEndToEnd, LoggedMetricsAreMeansOverTheLoggingWindow) {
   // The same run logged every step and every 3 steps: each 3-step log is the mean of the three
   // per-step values (as TRL logs), lr and grad_norm are the last step's.

@@ -220,6 +220,7 @@ TrainConfig build_config(Values& v, std::vector<std::string>& warnings) {
   r.loss_type = v.get_string("loss_type");
   r.scale_rewards = v.get_string("scale_rewards");
   r.mask_truncated_completions = v.get_bool("mask_truncated_completions");
+  r.log_completions = v.get_bool("log_completions");
   r.temperature = v.get_float("temperature");
   r.top_p = v.get_float("top_p");
   r.top_k = v.get_int("top_k");

@@ -61,6 +61,7 @@ const std::vector<KeyDef>& key_table() {
       {"loss_type", "rl", K::String, "dapo", "Loss aggregation: grpo, bnpo, dr_grpo or dapo."},
       {"scale_rewards", "rl", K::String, "group", "Advantage scaling: group, batch or none (true = group, false = none)."},
       {"mask_truncated_completions", "rl", K::Bool, "false", "Exclude completions that hit max_completion_length from the loss."},
+      {"log_completions", "rl", K::Bool, "false", "At each logging step, append the last round's completions (prompt, completion, rewards per function, advantage; all ranks) to completions.jsonl in output_dir."},
       {"temperature", "rl", K::Float, "1.0", "Sampling temperature (log-probs are computed under it)."},
       {"top_p", "rl", K::Float, "1.0", "Nucleus sampling."},
       {"top_k", "rl", K::Int, "null", "Top-k sampling (off when null or 0)."},
@@ -99,7 +100,7 @@ const std::vector<KeyDef>& key_table() {
       // output
       {"output_dir", "output", K::String, "null", "Where adapters, logs and checkpoints go."},
       {"overwrite_output_dir", "output", K::Bool, "false", "Start afresh in a non-empty output_dir instead of refusing or resuming."},
-      {"logging_steps", "output", K::Float, "10", "Log every N steps (< 1: fraction of total steps)."},
+      {"logging_steps", "output", K::Float, "10", "Log every N steps (< 1: fraction of total steps). Each logged value is the mean over the steps since the previous log (as the HF Trainer and TRL log), except `lr` and `grad_norm`, which are the last step's."},
       {"save_steps", "output", K::Int, "500", "Write checkpoint-N every N steps."},
       {"save_total_limit", "output", K::Int, "null", "Keep at most this many checkpoints."},
       {"resume_from_checkpoint", "output", K::String, "null", "A checkpoint folder, or true for the latest in output_dir."},
@@ -170,7 +171,7 @@ bool is_known_foreign_key(const std::string& name) {
       // TRL GRPOConfig
       "use_vllm", "vllm_mode", "vllm_gpu_memory_utilization", "vllm_server_host", "vllm_server_port",
       "vllm_tensor_parallel_size", "sync_ref_model", "ref_model_mixup_alpha", "ref_model_sync_steps",
-      "log_completions", "num_completions_to_print", "min_p", "generation_kwargs", "use_liger_loss",
+      "num_completions_to_print", "min_p", "generation_kwargs", "use_liger_loss",
       // Axolotl
       "strict", "val_set_seed", "flash_attention", "sdp_attention", "xformers_attention", "wandb_project",
       "wandb_entity", "wandb_name", "wandb_log_model", "special_tokens", "tokenizer_type", "model_type",

@@ -8,9 +8,15 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <cmath>
 
+#include "gym/checkpoint/output_dir.h"
 #include "gym/core/error.h"
+#include "gym/core/fs.h"
 #include "gym/data/dataset.h"
 #include "gym/data/sampler.h"
 #include "gym/lora/adapter.h"
@@ -42,7 +48,31 @@ struct Rollouts {
   torch::Tensor old_logp, ref_logp;   // [N, C] or undefined
   int64_t prompt_len = 0;
   std::map<std::string, double> metrics;
+  std::string completions_jsonl;  // this rank's rows of the round for completions.jsonl (log_completions)
 };
+
+// log_completions: every rank's rows of the last round, in rank order, appended to completions.jsonl
+// by rank 0 (collective). On resume, rows of steps after the checkpoint are dropped first.
+void append_completions(const dist::RunContext& ctx, const std::filesystem::path& path, const std::string& rows) {
+  std::string all;
+  for (int64_t r = 0; r < ctx.world(); ++r) all += ctx.world() == 1 ? rows : dist::broadcast_string(*ctx.comm, ctx.rank() == r ? rows : "", r);
+  if (!ctx.is_main()) return;
+  std::ofstream out(path, std::ios::app | std::ios::binary);
+  out << all;
+  out.flush();
+  if (!out) runtime_error("{}: cannot append: {}", path.string(), std::strerror(errno));
+}
+
+void drop_completions_after(const std::filesystem::path& path, int64_t step) {
+  if (!std::filesystem::exists(path)) return;
+  std::istringstream in(read_file(path));
+  std::string line, kept;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_discarded() && j.is_object() && j.value("step", int64_t{0}) <= step) kept += line + "\n";
+  }
+  write_file_atomic(path, kept);
+}
 
 // Per-token log-probs of the completion under the sampling temperature; rows [N, C].
 torch::Tensor completion_logprobs(model::CausalLMImpl& m, const Rollouts& r, const torch::Tensor& rows, double temperature,
@@ -158,6 +188,7 @@ void run_rl(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
   std::vector<data::RlPrompt> prompts;
   for (const auto& conv : splits.train) prompts.push_back(data::encode_rl_prompt(conv, tm.tokenizer, ro, rl.max_prompt_length));
   check_reference_answers(rl.reward_funcs, prompts, c.data);
+  const auto completions_path = std::filesystem::path(c.output.output_dir) / "completions.jsonl";
   data::BatchSampler sampler(static_cast<int64_t>(prompts.size()), static_cast<uint64_t>(c.training.seed));
 
   // ---- batch geometry (TRL): completions per round = generation_batch_size
@@ -184,6 +215,10 @@ void run_rl(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
   if (!resume_from.empty()) {
     state = load_checkpoint(resume_from, tm, opt, rank, world);
     sampler.restore(state.data_state);
+  }
+  if (rl.log_completions && ctx.is_main()) {
+    checkpoint::record_outputs(c.output.output_dir, {completions_path.filename().string()});
+    drop_completions_after(completions_path, state.global_step);   // a resumed run rewrites the steps after its checkpoint
   }
   std::optional<metrics::TrainerLog> log;   // rank 0 alone writes to output_dir
   if (ctx.is_main()) log.emplace(c.output.output_dir, total_steps, resume_from.empty(), state.global_step);
@@ -272,6 +307,17 @@ void run_rl(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
       // advantages and reward metrics over the global batch (rank order = the round's prompt order)
       auto adv = rl::group_advantages(ctx.comm->all_gather(rewards), rl.reward_weights, g, rl.scale_rewards);
       r.advantages = adv.advantages.narrow(0, rank * local_round, local_round).to(torch::kFloat32);
+      r.completions_jsonl.clear();
+      if (rl.log_completions)
+        for (int64_t k = 0; k < local_round; ++k) {
+          nlohmann::json row = {{"prompt", inputs[static_cast<size_t>(k)].prompt}, {"completion", inputs[static_cast<size_t>(k)].completion},
+                                {"advantage", r.advantages[k].item<double>()}};
+          for (size_t f = 0; f < rl.reward_funcs.size(); ++f) {
+            const double v = rewards[k][static_cast<int64_t>(f)].item<double>();
+            row["rewards"][rl.reward_funcs[f]] = std::isnan(v) ? nlohmann::json() : nlohmann::json(v);
+          }
+          r.completions_jsonl += row.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+        }
       r.metrics.clear();
       for (const auto& [k, v] : adv.metrics) {
         std::string key = k;
@@ -366,6 +412,13 @@ void run_rl(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
       std::map<std::string, double> logged;
       for (const auto& [k, w] : window) logged[k] = w.first / static_cast<double>(w.second);
       window.clear();
+      if (rl.log_completions) {   // the step goes first in each row
+        std::string rows;
+        std::istringstream lines(r.completions_jsonl);
+        for (std::string line; std::getline(lines, line);)
+          rows += "{\"step\": " + std::to_string(state.global_step) + ", " + line.substr(1) + "\n";
+        append_completions(ctx, completions_path, rows);
+      }
       if (log) {
         log->log(state.global_step, state.epoch, logged);
         const double elapsed = log->elapsed_seconds();

@@ -67,6 +67,7 @@ struct RlArgs {
   std::string loss_type = "dapo";              // grpo | bnpo | dr_grpo | dapo
   std::string scale_rewards = "group";         // group | batch | none
   bool mask_truncated_completions = false;
+  bool log_completions = false;                // completions.jsonl: prompt, completion, rewards, advantage per logging step
   double temperature = 1.0;
   double top_p = 1.0;
   int64_t top_k = 0;                           // 0 = off
