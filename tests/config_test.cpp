@@ -253,4 +253,5 @@ TEST(ConfigCli, ValidateExitCodesAndOrigins) {
   auto version = gym::test::run_gym("--version");
   EXPECT_EQ(version.exit_code, 0);
   EXPECT_NE(version.output.find("gym "), std::string::npos);
+  EXPECT_NE(version.output.find("CUDA kernels: "), std::string::npos) << version.output;
 }

@@ -1,17 +1,29 @@
 // gym: fine-tune Qwen3-family models from YAML configs.
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+#include <torch/cuda.h>
 
 #include <iostream>
+#include <string>
 
 #include "cli/commands.h"
 #include "gym/core/error.h"
 #include "gym/core/threads.h"
 #include "gym/dist/env.h"
+#include "gym/ops/ops.h"
 
 namespace gym::cli {
 int g_exit_code = 0;
+
+// gym --version: the version, then whether the CUDA kernels are built in and, if so, how many CUDA
+// devices LibTorch sees (scripts/check_cuda.sh looks for "no CUDA device" in a GPU-less chroot).
+std::string version_text() {
+  std::string text = std::string("gym ") + GYM_VERSION + "\nCUDA kernels: ";
+  if (!ops::cuda_kernels_compiled()) return text + "not built (GYM_CUDA off)";
+  const auto n = torch::cuda::device_count();
+  return text + "built; " + (n == 0 ? std::string("no CUDA device") : std::to_string(n) + " CUDA device(s)");
 }
+}  // namespace gym::cli
 
 int main(int argc, char** argv) {
   using namespace gym;
@@ -19,7 +31,7 @@ int main(int argc, char** argv) {
   if (const char* lvl = std::getenv("GYM_LOG_LEVEL")) spdlog::set_level(spdlog::level::from_str(lvl));
 
   CLI::App app{"gym — fine-tune Qwen3-family models (LoRA, QLoRA, SFT, GRPO, GSPO) from YAML configs", "gym"};
-  app.set_version_flag("--version", std::string("gym ") + GYM_VERSION);
+  app.set_version_flag("--version", cli::version_text);
   app.require_subcommand(1);
   app.fallthrough(false);
   auto* help = app.add_subcommand("help", "Show this help");
