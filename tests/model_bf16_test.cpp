@@ -27,11 +27,7 @@ struct Deviation {
 Deviation bf16_deviation(const fs::path& dir) {
   const auto ref = nlohmann::json::parse(read_file(dir / "reference.json"));
   auto model = test::load_reference_model(dir, torch::kBFloat16);
-  auto ids = test::to_tensor_2d(ref["input_ids"]);
-  auto mask = test::to_tensor_2d(ref["attention_mask"]);
-  model::ForwardOptions fo;
-  fo.attention_mask = mask;
-  if (ref.contains("position_ids")) fo.position_ids = test::to_tensor_2d(ref["position_ids"]);
+  auto [ids, mask, fo] = test::reference_inputs(ref);
   torch::NoGradGuard ng;
   auto logits = model->forward(ids, fo).to(torch::kFloat64);               // [B, T, V]
   EXPECT_EQ(model->forward(ids, fo).scalar_type(), torch::kBFloat16);

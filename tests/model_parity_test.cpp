@@ -35,11 +35,7 @@ void check_folder(const fs::path& dir) {
   const auto ref = nlohmann::json::parse(read_file(dir / "reference.json"));
   auto model = test::load_reference_model(dir);
   if (fs::exists(dir / "adapter_config.json")) lora::load_adapter(*model, dir, model->config().weight_prefix);   // a LoRA reference
-  auto ids = test::to_tensor_2d(ref["input_ids"]);
-  auto mask = test::to_tensor_2d(ref["attention_mask"]);
-  model::ForwardOptions fo;
-  fo.attention_mask = mask;
-  if (ref.contains("position_ids")) fo.position_ids = test::to_tensor_2d(ref["position_ids"]);
+  auto [ids, mask, fo] = test::reference_inputs(ref);
   torch::NoGradGuard ng;
   auto logits = model->forward(ids, fo);                                   // [B, T, V]
   auto expected = test::to_tensor_3d(ref["logits"]);

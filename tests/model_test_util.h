@@ -36,6 +36,20 @@ inline torch::Tensor to_tensor_3d(const nlohmann::json& j) {
 
 // The model of a reference folder in float32. A folder gym cannot load fails the test (every
 // family of the references is supported).
+// A reference.json's inputs: input_ids [B, T] and the forward options (attention_mask, position_ids).
+struct ReferenceInputs {
+  torch::Tensor ids, mask;
+  model::ForwardOptions options;
+};
+inline ReferenceInputs reference_inputs(const nlohmann::json& ref) {
+  ReferenceInputs in;
+  in.ids = to_tensor_2d(ref["input_ids"]);
+  in.mask = to_tensor_2d(ref["attention_mask"]);
+  in.options.attention_mask = in.mask;
+  if (ref.contains("position_ids")) in.options.position_ids = to_tensor_2d(ref["position_ids"]);
+  return in;
+}
+
 inline model::CausalLM load_reference_model(const std::filesystem::path& dir, torch::Dtype dtype = torch::kFloat32) {
   // A LoRA reference folder may hold only the adapter; its base is the dense folder beside it.
   if (!std::filesystem::exists(dir / "model.safetensors") && !std::filesystem::exists(dir / "model.safetensors.index.json"))
