@@ -177,6 +177,7 @@ TEST(RlEndToEnd, LoggedMetricsAreMeansOverTheLoggingWindow) {
       const double mean = (l1[3 * w][k].get<double>() + l1[3 * w + 1][k].get<double>() + l1[3 * w + 2][k].get<double>()) / 3;
       EXPECT_NEAR(l3[w][k].get<double>(), mean, 1e-9 + 1e-9 * std::abs(mean)) << k << " window " << w;
     }
+    EXPECT_GT(l3[w]["tokens_per_second"].get<double>(), 0.0);
     EXPECT_EQ(l3[w]["grad_norm"], l1[3 * w + 2]["grad_norm"]);
     EXPECT_EQ(l3[w]["lr"], l1[3 * w + 2]["lr"]);
   }

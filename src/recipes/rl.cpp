@@ -266,7 +266,8 @@ void run_rl(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
   std::map<std::string, double> step_metrics;
   std::map<std::string, std::pair<double, int64_t>> window;   // metric → (sum, steps) since the last log
   double step_loss = 0;
-  int64_t micro_in_step = 0, step_tokens = 0;
+  int64_t micro_in_step = 0, step_tokens = 0, window_tokens = 0;
+  auto window_start = std::chrono::steady_clock::now();
   while (state.global_step < total_steps) {
     // ---- a new generation round
     if (micro_index >= micro_per_round) {
@@ -388,6 +389,7 @@ void run_rl(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
       for (auto& [name, v] : step_metrics) v = sums[k++];
     }
     state.tokens_seen += step_tokens;
+    window_tokens += step_tokens;
     step_tokens = 0;
     const auto outcome = opt.step(state.global_step, step_loss);
     ++state.global_step;
@@ -412,6 +414,11 @@ void run_rl(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
       std::map<std::string, double> logged;
       for (const auto& [k, w] : window) logged[k] = w.first / static_cast<double>(w.second);
       window.clear();
+      // prompt + completion tokens of every rank trained on since the last log, per second (as SFT logs it)
+      const auto now = std::chrono::steady_clock::now();
+      const double secs = std::chrono::duration<double>(now - window_start).count();
+      logged["tokens_per_second"] = secs > 0 ? static_cast<double>(window_tokens) / secs : 0.0;
+      window_tokens = 0, window_start = now;
       if (rl.log_completions) {   // the step goes first in each row
         std::string rows;
         std::istringstream lines(r.completions_jsonl);
