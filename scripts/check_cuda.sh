@@ -20,7 +20,8 @@
 #
 # Cache (reused between runs and fresh clones): $GYM_CHECK_CUDA_CACHE, default
 # /var/cache/gym-check-cuda: root/ (chroot ~5 GB, with /build and the ccache inside), lock.
-# Concurrent runs wait on the lock (flock). Needs root, debootstrap, unshare, flock, network on a cold run.
+# Concurrent runs wait on the lock (flock). Needs root, util-linux and network on a cold run; installs
+# debootstrap on the host when it is missing (a fresh CI machine has none).
 # Env: GYM_CHECK_CUDA_CACHE, GYM_CHECK_CUDA_MIRROR (default http://deb.debian.org/debian),
 #      GYM_CHECK_CUDA_JOBS (default 2), GYM_CHECK_CUDA_SHARED (default <clone>/../shared).
 # Arguments are passed to ctest (e.g. -R Sft).
@@ -54,6 +55,14 @@ stage_end() { log "$1 done in $((SECONDS - stage_t0)) s"; }
 
 preflight() {
   [ "$(id -u)" -eq 0 ] || fail_setup "needs root (debootstrap, chroot, mounts)"
+  # A fresh machine (CI clones afresh) has util-linux but not debootstrap: install it, as setup.sh
+  # installs the build's own packages.
+  if ! command -v debootstrap >/dev/null 2>&1; then
+    log "installing debootstrap on the host"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null ||
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null; } ||
+      fail_setup "debootstrap is missing and apt-get could not install it"
+  fi
   local tool
   for tool in debootstrap unshare flock chroot mount; do
     command -v "$tool" >/dev/null 2>&1 || fail_setup "$tool not found (apt-get install debootstrap util-linux)"
