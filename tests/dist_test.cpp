@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "cli_util.h"
+#include "test_util.h"
 #include "gym/core/error.h"
 #include "gym/core/fs.h"
 #include "gym/dist/comm.h"
@@ -22,19 +23,8 @@ namespace {
 
 const std::string kTiny = (source_dir() / "configs" / "tiny").string();
 
-fs::path out_dir(const std::string& name) {
-  auto d = fs::temp_directory_path() / ("gym_dist_" + name);
-  fs::remove_all(d);
-  return d;
-}
-
-std::vector<nlohmann::json> read_log(const fs::path& dir) {
-  std::vector<nlohmann::json> lines;
-  std::ifstream in(dir / "trainer_log.jsonl");
-  std::string l;
-  while (std::getline(in, l)) lines.push_back(nlohmann::json::parse(l));
-  return lines;
-}
+fs::path out_dir(const std::string& name) { return test::fresh_dir("dist_" + name, false); }
+using test::read_log;
 
 // A shell command bounded by `timeout` (exit 124 when it ran out), stdout and stderr together.
 test::CommandResult run_shell(const std::string& cmd, int seconds = 300) {
@@ -71,6 +61,19 @@ int processes_mentioning(const std::string& needle) {
     if (cmdline.find(needle) != std::string::npos && cmdline.find("timeout") == std::string::npos) ++n;
   }
   return n;
+}
+
+// The same training command on 1 process with per-device batch 2·`batch` (into `one`) and on 2
+// processes with `batch` (into `two`); both must succeed and log `steps` lines. Returns the 2-process output.
+std::string run_one_and_two(const std::string& cmd, const fs::path& one, const fs::path& two, int batch, size_t steps) {
+  auto r = test::run_gym(cmd + " --output_dir " + one.string() + " --per_device_train_batch_size " + std::to_string(2 * batch));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  auto r2 = test::run_gym(cmd + " --output_dir " + two.string() + " --per_device_train_batch_size " + std::to_string(batch) +
+                          " --nproc_per_node 2");
+  EXPECT_EQ(r2.exit_code, 0) << r2.output;
+  EXPECT_EQ(read_log(one).size(), steps);
+  EXPECT_EQ(read_log(two).size(), steps);
+  return r2.output;
 }
 
 const std::string kSft = "train " + kTiny + "/sft_tiny.yaml --max_steps 20 --lora_dropout 0 --logging_steps 1 --save_steps 1000 "
@@ -130,14 +133,10 @@ TEST(DistUnit, SingleProcessCommunicatorIsTheIdentity) {
 
 TEST(DistSft, TwoProcessesEqualOneWithTwiceTheBatch) {
   const auto one = out_dir("sft1"), two = out_dir("sft2");
-  auto r = test::run_gym(kSft + " --output_dir " + one.string() + " --per_device_train_batch_size 8");
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  r = test::run_gym(kSft + " --output_dir " + two.string() + " --per_device_train_batch_size 4 --nproc_per_node 2");
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("data parallel: 2 processes over gloo"), std::string::npos) << r.output;
+  const std::string output = run_one_and_two(kSft, one, two, 4, 20);
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  EXPECT_NE(output.find("data parallel: 2 processes over gloo"), std::string::npos) << output;
   const auto l1 = read_log(one), l2 = read_log(two);
-  ASSERT_EQ(l1.size(), 20u);
-  ASSERT_EQ(l2.size(), 20u);
   for (size_t i = 0; i < l1.size(); ++i) {
     EXPECT_NEAR(l1[i]["loss"].get<double>(), l2[i]["loss"].get<double>(), 1e-5) << "step " << i + 1;
     EXPECT_NEAR(l1[i]["grad_norm"].get<double>(), l2[i]["grad_norm"].get<double>(), 1e-5) << "step " << i + 1;
@@ -147,7 +146,7 @@ TEST(DistSft, TwoProcessesEqualOneWithTwiceTheBatch) {
   EXPECT_LE(adapter_max_diff(one, two), 1e-5);
   // rank 0 alone wrote the outputs, and nothing of rank 1 went to the log
   EXPECT_TRUE(fs::exists(two / "trainer_state.json"));
-  EXPECT_EQ(r.output.find("[rank 1]"), std::string::npos) << r.output;
+  EXPECT_EQ(output.find("[rank 1]"), std::string::npos) << output;
 
   // The same two workers started by hand with torchrun's variables give the same adapter.
   const auto byhand = out_dir("sft_torchrun");
@@ -157,7 +156,7 @@ TEST(DistSft, TwoProcessesEqualOneWithTwiceTheBatch) {
     cmd += "RANK=" + std::to_string(rank) + " LOCAL_RANK=" + std::to_string(rank) + " WORLD_SIZE=2 LOCAL_WORLD_SIZE=2 " +
            "MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) + " " + GYM_BINARY + " " + kSft + " --output_dir " +
            byhand.string() + " --per_device_train_batch_size 4" + (rank == 0 ? " & p=$!; " : "; b=$?; wait $p; a=$?; exit $((a + b))");
-  r = run_shell(cmd);
+  const auto r = run_shell(cmd);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(read_file(byhand / "adapter_model.safetensors"), read_file(two / "adapter_model.safetensors"));
 }
@@ -198,13 +197,9 @@ void expect_rl_equal(const std::string& config, const fs::path& warm, const std:
   const auto one = out_dir(name + "1"), two = out_dir(name + "2");
   const std::string common = "train " + kTiny + "/" + config + " --adapter_name_or_path " + warm.string() +
                              " --max_steps 20 --logging_steps 1 --save_steps 1000 --plot_loss false --lora_dropout 0";
-  auto r = test::run_gym(common + " --output_dir " + one.string() + " --per_device_train_batch_size 32");
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  r = test::run_gym(common + " --output_dir " + two.string() + " --per_device_train_batch_size 16 --nproc_per_node 2");
-  ASSERT_EQ(r.exit_code, 0) << r.output;
+  run_one_and_two(common, one, two, 16, 20);
+  ASSERT_FALSE(::testing::Test::HasFailure());
   const auto l1 = read_log(one), l2 = read_log(two);
-  ASSERT_EQ(l1.size(), 20u);
-  ASSERT_EQ(l2.size(), 20u);
   double signal = 0;
   for (size_t i = 0; i < l1.size(); ++i) {
     for (const char* k : {"reward", "reward_std", "completions/mean_length", "frac_reward_zero_std"})
@@ -237,13 +232,9 @@ TEST(DistSft, GlobalBatchMoeBalancingEqualsOneProcess) {
   const auto one = out_dir("moe1"), two = out_dir("moe2");
   const std::string moe = kSft + " --model_name_or_path tiny-qwen3-moe --create_model_arch qwen3_moe --lora_target all,gate "
                                  "--router_aux_loss_coef 0.05 --router_aux_loss_scope global --max_steps 10";
-  auto r = test::run_gym(moe + " --output_dir " + one.string() + " --per_device_train_batch_size 8");
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  r = test::run_gym(moe + " --output_dir " + two.string() + " --per_device_train_batch_size 4 --nproc_per_node 2");
-  ASSERT_EQ(r.exit_code, 0) << r.output;
+  run_one_and_two(moe, one, two, 4, 10);
+  ASSERT_FALSE(::testing::Test::HasFailure());
   const auto l1 = read_log(one), l2 = read_log(two);
-  ASSERT_EQ(l1.size(), 10u);
-  ASSERT_EQ(l2.size(), 10u);
   for (size_t i = 0; i < l1.size(); ++i) {
     ASSERT_TRUE(l1[i].contains("aux_loss"));
     EXPECT_GT(l1[i]["aux_loss"].get<double>(), 0.5);   // ≈ top_k for a balanced router

@@ -26,23 +26,12 @@ CaseOut run_case(const nlohmann::json& c, const torch::Tensor& logits_in, torch:
   auto mask = json_tensor(in["completion_mask"]).to(device, torch::kFloat32);
   auto old = json_tensor(in["old_per_token_logps"]).to(device, torch::kFloat32);
   auto adv = json_tensor(v["derived"]["advantages_trl_group"]).to(device, torch::kFloat32);
-  const std::string level = cfg["level"], loss_type = cfg["loss_type"];
-  ops::PolicyObjectiveOptions o;
-  o.level = level == "token" ? ops::RatioLevel::Token : level == "sequence" ? ops::RatioLevel::Sequence : ops::RatioLevel::SequenceToken;
-  o.eps_low = cfg["eps_low"];
-  o.eps_high = cfg["eps_high"];
-  o.impl = impl;
-  ops::AggregationParams p;
-  p.grad_accum = meta["grad_accum_steps"];
-  p.max_completion_length = meta["max_completion_length"];
-  p.num_processes = meta["num_processes"];
-  const auto agg = loss_type == "grpo" ? ops::Aggregation::TrlGrpo
-                   : loss_type == "bnpo" ? ops::Aggregation::TrlBnpo
-                   : loss_type == "dr_grpo" ? ops::Aggregation::TrlDrGrpo : ops::Aggregation::TrlDapo;
+  auto t = gym::test::trl_case_options(cfg, meta);
+  t.objective.impl = impl;
   auto logits = logits_in.to(device).detach().requires_grad_(true);
   auto logp = ops::selective_log_softmax(logits, ids, meta["temperature"].get<double>(), false, impl).logp;
   auto out = ops::clipped_policy_objective(logp, cfg["on_policy"].get<bool>() ? logp.detach() : old.to(logp.dtype()), adv, mask,
-                                           ops::sequence_weights(mask, agg, p), o);
+                                           ops::sequence_weights(mask, t.aggregation, t.params), t.objective);
   out.loss.backward();
   return {out.loss.item<double>(), out.ratio.cpu(), logits.grad().cpu()};
 }

@@ -161,22 +161,11 @@ TEST(OpsPolicyObjective, TrlVectorsWithoutKlThroughTheOpsAlone) {
     const auto& cfg = c["config"];
     if (cfg.value("framework", "") != "trl" || cfg["beta"].get<double>() != 0.0) continue;
     SCOPED_TRACE(c["name"].get<std::string>());
-    const std::string level = cfg["level"], loss_type = cfg["loss_type"];
-    ops::PolicyObjectiveOptions o;
-    o.level = level == "token" ? ops::RatioLevel::Token : level == "sequence" ? ops::RatioLevel::Sequence : ops::RatioLevel::SequenceToken;
-    o.eps_low = cfg["eps_low"];
-    o.eps_high = cfg["eps_high"];
-    ops::AggregationParams p;
-    p.grad_accum = meta["grad_accum_steps"];
-    p.max_completion_length = meta["max_completion_length"];
-    p.num_processes = meta["num_processes"];
-    const auto agg = loss_type == "grpo" ? ops::Aggregation::TrlGrpo
-                     : loss_type == "bnpo" ? ops::Aggregation::TrlBnpo
-                     : loss_type == "dr_grpo" ? ops::Aggregation::TrlDrGrpo : ops::Aggregation::TrlDapo;
+    const auto t = gym::test::trl_case_options(cfg, meta);
     auto logits = logits0.clone().requires_grad_(true);
     auto logp = ops::selective_log_softmax(logits, ids, meta["temperature"].get<double>()).logp;
     auto out = ops::clipped_policy_objective(logp, cfg["on_policy"].get<bool>() ? logp.detach() : old, adv, mask,
-                                             ops::sequence_weights(mask, agg, p), o);
+                                             ops::sequence_weights(mask, t.aggregation, t.params), t.objective);
     out.loss.backward();
     const double want = c["loss"].get<double>();
     EXPECT_LE(std::abs(out.loss.item<double>() - want), 1e-6 * std::abs(want) + 1e-12);

@@ -11,6 +11,7 @@
 
 #include "gym/core/fs.h"
 #include "gym/ops/ops.h"
+#include "gym/ops/policy_objective.h"
 
 namespace gym::test {
 
@@ -34,6 +35,29 @@ inline const nlohmann::json& policy_loss_vectors() {
 inline const nlohmann::json& nf4_vectors() {
   static const auto v = nlohmann::json::parse(read_file(std::string(GYM_TEST_DATA) + "/quant/nf4_vectors.json"));
   return v;
+}
+
+// A TRL case of the policy-loss vectors (its "config" and the file's "meta") as the ops' options:
+// the ratio level, the clip range, and the loss aggregation with its parameters.
+struct TrlCaseOptions {
+  ops::PolicyObjectiveOptions objective;
+  ops::Aggregation aggregation;
+  ops::AggregationParams params;
+};
+inline TrlCaseOptions trl_case_options(const nlohmann::json& cfg, const nlohmann::json& meta) {
+  TrlCaseOptions t;
+  const std::string level = cfg["level"], loss_type = cfg["loss_type"];
+  t.objective.level = level == "token" ? ops::RatioLevel::Token : level == "sequence" ? ops::RatioLevel::Sequence : ops::RatioLevel::SequenceToken;
+  t.objective.eps_low = cfg["eps_low"];
+  t.objective.eps_high = cfg["eps_high"];
+  t.params.grad_accum = meta["grad_accum_steps"];
+  t.params.max_completion_length = meta["max_completion_length"];
+  t.params.num_processes = meta["num_processes"];
+  t.aggregation = loss_type == "grpo"      ? ops::Aggregation::TrlGrpo
+                  : loss_type == "bnpo"    ? ops::Aggregation::TrlBnpo
+                  : loss_type == "dr_grpo" ? ops::Aggregation::TrlDrGrpo
+                                           : ops::Aggregation::TrlDapo;
+  return t;
 }
 
 inline double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
