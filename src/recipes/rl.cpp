@@ -54,8 +54,8 @@ struct Rollouts {
 // log_completions: every rank's rows of the last round, in rank order, appended to completions.jsonl
 // by rank 0 (collective). On resume, rows of steps after the checkpoint are dropped first.
 void append_completions(const dist::RunContext& ctx, const std::filesystem::path& path, const std::string& rows) {
-  std::string all;
-  for (int64_t r = 0; r < ctx.world(); ++r) all += ctx.world() == 1 ? rows : dist::broadcast_string(*ctx.comm, ctx.rank() == r ? rows : "", r);
+  std::string all = ctx.world() == 1 ? rows : "";
+  for (int64_t r = 0; ctx.world() > 1 && r < ctx.world(); ++r) all += dist::broadcast_string(*ctx.comm, ctx.rank() == r ? rows : "", r);
   if (!ctx.is_main()) return;
   std::ofstream out(path, std::ios::app | std::ios::binary);
   out << all;
