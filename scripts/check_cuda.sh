@@ -39,9 +39,10 @@ suite=trixie
 gcc13_dir=/usr/lib/gcc/x86_64-linux-gnu/13   # nvcc 12.4's host compiler is g++-13; the rest is g++-14
 
 # The chroot's packages. libgloo-cuda-dev, not libgloo-dev (libgloo0 conflicts with the CUDA
-# LibTorch's libgloo-cuda-0).
+# LibTorch's libgloo-cuda-0). libnccl-dev: ProcessGroupNCCL.hpp includes nccl.h, and
+# libtorch-cuda-dev does not pull it in.
 PACKAGES=(
-  libtorch-cuda-dev nvidia-cuda-toolkit nvidia-cuda-toolkit-gcc libgloo-cuda-dev
+  libtorch-cuda-dev nvidia-cuda-toolkit nvidia-cuda-toolkit-gcc libgloo-cuda-dev libnccl-dev
   g++ cmake ninja-build ccache pkg-config rsync python3
   libopenblas0-pthread libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libpcre2-dev libutf8proc-dev bubblewrap
