@@ -147,33 +147,43 @@ TEST(OpsPolicyObjective, AggregationWeightsByHand) {
   EXPECT_THROW(w(ops::Aggregation::TrlGrpo, bad), gym::Error);
 }
 
-TEST(OpsPolicyObjective, TrlVectorsWithoutKlThroughTheOpsAlone) {
-  // raw logits → selective_log_softmax → clipped_policy_objective with the loss_type's weights.
+TEST(OpsPolicyObjective, TrlVectorsThroughTheOpsAlone) {
+  // raw logits → selective_log_softmax → clipped_policy_objective with the loss_type's weights; with
+  // β > 0 the caller adds β·Σ_i w_i Σ_t m_it kl_it (k3, TRL's per_token_kl) with the same weights.
   const auto& v = gym::test::policy_loss_vectors();
   const auto& in = v["inputs"];
   auto logits0 = json_tensor(in["logits"]);
   auto ids = json_tensor(in["completion_ids"]).to(torch::kInt64);
   auto mask = json_tensor(in["completion_mask"]), old = json_tensor(in["old_per_token_logps"]);
+  auto ref = json_tensor(in["ref_per_token_logps"]);
   auto adv = json_tensor(v["derived"]["advantages_trl_group"]);
   const auto& meta = v["meta"];
-  int checked = 0;
+  int checked = 0, with_kl = 0;
   for (const auto& c : v["cases"]) {
     const auto& cfg = c["config"];
-    if (cfg.value("framework", "") != "trl" || cfg["beta"].get<double>() != 0.0) continue;
+    if (cfg.value("framework", "") != "trl") continue;
     SCOPED_TRACE(c["name"].get<std::string>());
+    const double beta = cfg["beta"].get<double>();
     const auto t = gym::test::trl_case_options(cfg, meta);
     auto logits = logits0.clone().requires_grad_(true);
     auto logp = ops::selective_log_softmax(logits, ids, meta["temperature"].get<double>()).logp;
-    auto out = ops::clipped_policy_objective(logp, cfg["on_policy"].get<bool>() ? logp.detach() : old, adv, mask,
-                                             ops::sequence_weights(mask, t.aggregation, t.params), t.objective);
-    out.loss.backward();
+    auto weights = ops::sequence_weights(mask, t.aggregation, t.params);   // [B]
+    auto out = ops::clipped_policy_objective(logp, cfg["on_policy"].get<bool>() ? logp.detach() : old, adv, mask, weights, t.objective);
+    auto loss = out.loss;
+    if (beta != 0.0) {
+      auto kl = torch::exp(ref - logp) - (ref - logp) - 1;   // [B, T]
+      loss = loss + beta * (weights.unsqueeze(1) * mask * kl).sum();
+      ++with_kl;
+    }
+    loss.backward();
     const double want = c["loss"].get<double>();
-    EXPECT_LE(std::abs(out.loss.item<double>() - want), 1e-6 * std::abs(want) + 1e-12);
+    EXPECT_LE(std::abs(loss.item<double>() - want), 1e-6 * std::abs(want) + 1e-12);
     EXPECT_LE(max_abs_diff(out.ratio, json_tensor(c["importance_weight"])), 1e-6);
     EXPECT_LE(max_abs_diff(logits.grad(), json_tensor(c["grad_logits"])), 1e-6);
     ++checked;
   }
-  EXPECT_GE(checked, 9);
+  EXPECT_GE(checked, 17);
+  EXPECT_GE(with_kl, 8);
 }
 
 TEST(OpsPolicyObjective, BadInputsAreClearErrors) {

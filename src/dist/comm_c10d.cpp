@@ -52,12 +52,13 @@ class C10dCommunicator final : public Communicator {
       auto go = c10d::ProcessGroupGloo::Options::create(opts.timeout);
       go->devices.push_back(gloo_device(env.master_addr));
       go->threads = 1;
-      pg_ = c10::make_intrusive<c10d::ProcessGroupGloo>(store_, static_cast<int>(env.rank), static_cast<int>(env.world), go);
+      gloo_ = c10::make_intrusive<c10d::ProcessGroupGloo>(store_, static_cast<int>(env.rank), static_cast<int>(env.world), go);
     } else if (backend_ == "nccl") {
 #ifdef USE_C10D_NCCL
       auto no = c10d::ProcessGroupNCCL::Options::create();
       no->timeout = opts.timeout;
-      pg_ = c10::make_intrusive<c10d::ProcessGroupNCCL>(store_, static_cast<int>(env.rank), static_cast<int>(env.world), no);
+      nccl_ = c10::make_intrusive<c10d::ProcessGroupNCCL>(store_, static_cast<int>(env.rank), static_cast<int>(env.world), no);
+      device_ = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
 #else
       config_error("ddp_backend nccl: this gym build has no ProcessGroupNCCL (a CPU build); use ddp_backend gloo");
 #endif
@@ -71,33 +72,54 @@ class C10dCommunicator final : public Communicator {
   int64_t local_rank() const override { return env_.local_rank; }
   std::string backend() const override { return backend_; }
 
+  // Every collective stages its tensor on the group's device (CPU for Gloo, cuda:LOCAL_RANK for
+  // NCCL) and copies the result back, so callers pass tensors from any device: a CPU scalar or RNG
+  // state through NCCL, a CUDA gradient bucket through Gloo.
   void all_reduce(torch::Tensor& t, ReduceOp op) override {
-    std::vector<at::Tensor> v{t.is_contiguous() ? t : t.contiguous()};
+    std::vector<at::Tensor> v{staged(t)};
     c10d::AllreduceOptions o;
     o.reduceOp = to_c10d(op);
-    finish(pg_->allreduce(v, o), "all_reduce");
-    if (!t.is_contiguous()) t.copy_(v[0]);
+    finish(with_group([&](auto& pg) { return pg.allreduce(v, o); }), "all_reduce");
+    if (!v[0].is_same(t)) t.copy_(v[0]);
   }
 
   torch::Tensor all_gather(const torch::Tensor& t) override {
-    std::vector<at::Tensor> in{t.contiguous()};
+    std::vector<at::Tensor> in{staged(t)};
     std::vector<std::vector<at::Tensor>> out(1);
     for (int64_t r = 0; r < env_.world; ++r) out[0].push_back(torch::empty_like(in[0]));
-    finish(pg_->allgather(out, in), "all_gather");
-    return torch::cat(out[0], 0);   // [world·n, ...]
+    finish(with_group([&](auto& pg) { return pg.allgather(out, in); }), "all_gather");
+    return torch::cat(out[0], 0).to(t.device());   // [world·n, ...]
   }
 
   void broadcast(torch::Tensor& t, int64_t root) override {
-    std::vector<at::Tensor> v{t.is_contiguous() ? t : t.contiguous()};
+    std::vector<at::Tensor> v{staged(t)};
     c10d::BroadcastOptions o;
     o.rootRank = root;
-    finish(pg_->broadcast(v, o), "broadcast");
-    if (!t.is_contiguous()) t.copy_(v[0]);
+    finish(with_group([&](auto& pg) { return pg.broadcast(v, o); }), "broadcast");
+    if (!v[0].is_same(t)) t.copy_(v[0]);
   }
 
-  void barrier() override { finish(pg_->barrier(), "barrier"); }
+  void barrier() override {
+    finish(with_group([&](auto& pg) { return pg.barrier(); }), "barrier");
+  }
 
  private:
+  // t itself when it is contiguous and on the group's device, else a contiguous copy there.
+  torch::Tensor staged(const torch::Tensor& t) const {
+    if (t.device() == device_ && t.is_contiguous()) return t;
+    return t.to(device_).contiguous();
+  }
+
+  // The group in use. LibTorch 1.13's process groups derive from c10d::ProcessGroup, 2.x's from
+  // c10d::Backend: the concrete classes are held, so the same calls compile against both.
+  template <class F>
+  c10::intrusive_ptr<c10d::Work> with_group(F&& f) {
+#ifdef USE_C10D_NCCL
+    if (nccl_) return f(*nccl_);
+#endif
+    return f(*gloo_);
+  }
+
   void finish(const c10::intrusive_ptr<c10d::Work>& work, const char* what) {
     try {
       work->wait(timeout_);
@@ -113,7 +135,11 @@ class C10dCommunicator final : public Communicator {
   std::string backend_;
   std::chrono::milliseconds timeout_;
   c10::intrusive_ptr<c10d::Store> store_;
-  c10::intrusive_ptr<c10d::ProcessGroup> pg_;
+  torch::Device device_ = torch::kCPU;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo_;
+#ifdef USE_C10D_NCCL
+  c10::intrusive_ptr<c10d::ProcessGroupNCCL> nccl_;
+#endif
 };
 
 }  // namespace
