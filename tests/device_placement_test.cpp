@@ -5,8 +5,19 @@
 // missing kernel ends the check there with a skip naming the op; LibTorch 2.x (scripts/check_cuda.sh
 // runs this suite against 2.6) has them and runs every path to the end. A device mismatch always fails.
 #include <gtest/gtest.h>
+#include <torch/cuda.h>
 
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "cli_util.h"
+#include "test_util.h"
 #include "gym/config/config.h"
+#include "gym/core/fs.h"
+#include "gym/model/create.h"
+#include "gym/model/loader.h"
+#include "gym/nn/linear.h"
 #include "gym/lora/adapter.h"
 #include "gym/model/config.h"
 #include "gym/model/family.h"
@@ -73,4 +84,85 @@ TEST(DevicePlacement, NextLayersForwardAndLossesOnTheMetaDevice) {
   auto cfg = model::preset_arch("qwen3_next", "tiny");
   cfg.num_experts = 0;
   expect_placed("qwen3_next (dense MLPs)", cfg);
+}
+
+// A QLoRA base's packed codes and block statistics are the layers' buffers: named_buffers() lists
+// them, .to(device) moves them (and the quantized forward, which holds the same tensors, follows),
+// and LoRA attached afterwards lands on that device.
+TEST(DevicePlacement, Nf4CodesAndAbsmaxAreBuffersThatMoveWithTheModel) {
+  const auto d = test::fresh_dir("placement_nf4");
+  model::create_model("qwen3", "tiny", d / "m", "bytes", 3);
+  auto m = model::load_model(d / "m", torch::kFloat32, model::QuantLoad{4, 64, true});
+  int64_t quantized = 0, codes = 0, absmax = 0, nested = 0;
+  for (auto& item : m->named_modules("", false))
+    if (auto* lin = item.value()->as<nn::LinearImpl>(); lin && lin->quantized_base()) ++quantized;
+  for (const auto& b : m->named_buffers()) {
+    const auto& k = b.key();
+    auto ends = [&](const std::string& tail) { return k.size() > tail.size() && k.compare(k.size() - tail.size(), tail.size(), tail) == 0; };
+    if (ends(".weight_nf4")) ++codes, EXPECT_EQ(b.value().scalar_type(), torch::kUInt8) << k;
+    if (ends(".weight_absmax")) ++absmax, EXPECT_EQ(b.value().scalar_type(), torch::kUInt8) << k << " (double quantization: 8-bit codes)";
+    if (ends(".weight_nested_absmax")) ++nested, EXPECT_EQ(b.value().scalar_type(), torch::kFloat32) << k;
+  }
+  ASSERT_GT(quantized, 0);
+  EXPECT_EQ(codes, quantized);
+  EXPECT_EQ(absmax, quantized);
+  EXPECT_EQ(nested, quantized);
+
+  // The forward reads the registered tensors: changing a buffer in place changes the output.
+  auto ids = torch::tensor({{1, 5, 9, 13}}, torch::kInt64);
+  torch::NoGradGuard ng;
+  auto before = m->lm_logits(m->hidden_states(ids, {}).hidden);
+  for (auto& b : m->named_buffers())
+    if (b.key().find(".weight_nf4") != std::string::npos) b.value().bitwise_xor_(0x11);
+  auto after = m->lm_logits(m->hidden_states(ids, {}).hidden);
+  EXPECT_GT((before - after).abs().max().item<double>(), 1e-3) << "the quantized forward does not read the registered codes";
+
+  m->to(torch::kMeta);
+  for (const auto& b : m->named_buffers()) ASSERT_TRUE(b.value().device().is_meta()) << b.key() << " stayed on " << b.value().device();
+  config::LoraArgs la;
+  la.rank = 4, la.alpha = 8;
+  lora::inject(*m, la);
+  for (const auto& p : m->named_parameters()) ASSERT_TRUE(p.value().device().is_meta()) << p.key() << " is on " << p.value().device();
+}
+
+namespace {
+std::string file_bytes(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+}  // namespace
+
+// `device`: auto is cpu on a machine without CUDA (the same adapter, byte for byte); a CUDA device
+// that is not there, or a malformed value, is a config error naming the key before output_dir exists.
+TEST(DevicePlacement, DeviceKeyChoosesResolvesAndRefuses) {
+  const auto d = test::fresh_dir("placement_key");
+  const std::string cfg = (source_dir() / "configs/tiny/sft_tiny.yaml").string();
+  const std::string common = " --max_steps 3 --save_steps 100 --logging_steps 1 --plot_loss false";
+  auto bad = test::run_gym("validate " + cfg + " --device gpu0");
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("device"), std::string::npos) << bad.output;
+  EXPECT_EQ(test::count_error_lines(bad.output), 1) << bad.output;
+
+  if (!torch::cuda::is_available()) {
+    for (const char* dev : {"cuda", "cuda:1"}) {
+      auto r = test::run_gym("train " + cfg + common + " --device " + dev + " --output_dir " + (d / dev).string());
+      EXPECT_EQ(r.exit_code, 2) << r.output;
+      EXPECT_NE(r.output.find("device: '" + std::string(dev) + "' needs a CUDA device"), std::string::npos) << r.output;
+      EXPECT_FALSE(std::filesystem::exists(d / dev)) << "output_dir created before the device was checked";
+    }
+    auto cpu = test::run_gym("train " + cfg + common + " --device cpu --output_dir " + (d / "cpu").string());
+    ASSERT_EQ(cpu.exit_code, 0) << cpu.output;
+    auto autod = test::run_gym("train " + cfg + common + " --device auto --output_dir " + (d / "auto").string());
+    ASSERT_EQ(autod.exit_code, 0) << autod.output;
+    const auto a = file_bytes(d / "cpu" / "adapter_model.safetensors"), b = file_bytes(d / "auto" / "adapter_model.safetensors");
+    EXPECT_FALSE(a.empty());
+    EXPECT_EQ(a, b) << "device: auto on a CPU-only machine must train exactly as device: cpu";
+  } else {
+    auto r = test::run_gym("train " + cfg + common + " --device cuda:" + std::to_string(torch::cuda::device_count()) + " --output_dir " +
+                           (d / "missing").string());
+    EXPECT_EQ(r.exit_code, 2) << r.output;
+    EXPECT_NE(r.output.find("does not exist"), std::string::npos) << r.output;
+  }
 }

@@ -1,6 +1,7 @@
 // gym bench generate | sft | gspo: speed on the benchmark shapes, beside this machine's own
 // 1024³ float32 matmul rate measured in the same run (figures are ratios, not absolutes).
 #include <sys/resource.h>
+#include <torch/cuda.h>
 
 #include <chrono>
 #include <iostream>
@@ -13,6 +14,7 @@
 #include "gym/model/generate.h"
 #include "gym/model/loader.h"
 #include "gym/nn/layers.h"
+#include "gym/ops/ops.h"
 #include "gym/recipes/optimization.h"
 #include "gym/rl/losses.h"
 #include "recipes/losses.h"
@@ -22,13 +24,25 @@ namespace gym::cli {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+// --device of the model benches: cpu (default), cuda or cuda:N.
+torch::Device g_device = torch::kCPU;
+
+// Timings on a GPU wait for the queued kernels first.
+void sync_device() {
+  if (g_device.is_cuda()) torch::cuda::synchronize(g_device.index());
+}
+double seconds_since(Clock::time_point t) {
+  sync_device();
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+torch::TensorOptions on_device(torch::Dtype dt = torch::kFloat32) { return torch::TensorOptions().dtype(dt).device(g_device); }
 
 double matmul_gflops() {
-  auto a = torch::randn({1024, 1024}), b = torch::randn({1024, 1024});
+  auto a = torch::randn({1024, 1024}, on_device()), b = torch::randn({1024, 1024}, on_device());
   (void)torch::mm(a, b);
   std::vector<double> t;
   for (int i = 0; i < 5; ++i) {
+    sync_device();
     auto s = Clock::now();
     (void)torch::mm(a, b);
     t.push_back(seconds_since(s));
@@ -62,6 +76,7 @@ model::ArchConfig bench_arch(const std::string& shape) {
 model::CausalLM bench_model(const std::string& shape, int64_t lora_rank) {
   auto m = model::build_model(bench_arch(shape), torch::TensorOptions().dtype(torch::kFloat32));
   model::init_random_weights(*m, 0);
+  m->to(g_device);   // LoRA is attached on the device
   config::LoraArgs la;
   la.rank = lora_rank;
   la.alpha = 2.0 * lora_rank;
@@ -93,6 +108,14 @@ void add_shape_and_json(CLI::App* cmd, std::string& shape, bool& json) {
   cmd->add_option("--shape", shape, "tiny, small or qwen-like (Qwen3), or the same with a family prefix: moe-, next-, omni-")
       ->check(CLI::IsMember(shapes));
   cmd->add_flag("--json", json, "One JSON object");
+  cmd->add_option_function<std::string>(
+         "--device",
+         [](const std::string& d) {
+           g_device = torch::Device(d);
+           if (g_device.is_cuda() && !torch::cuda::is_available()) throw CLI::ValidationError("--device", d + ": no CUDA device is visible");
+         },
+         "cpu (default), cuda or cuda:N")
+      ->check(CLI::IsMember({"cpu", "cuda", "cuda:0", "cuda:1", "cuda:2", "cuda:3", "cuda:4", "cuda:5", "cuda:6", "cuda:7"}));
 }
 
 }  // namespace
@@ -107,9 +130,10 @@ void add_bench_model(CLI::App& bench) {
     const double gflops = matmul_gflops();
     auto m = bench_model(*shape, 8);
     m->eval();
-    nlohmann::json out = {{"bench", "generate"}, {"shape", *shape}, {"matmul_gflops", gflops}, {"threads", configure_threads().describe()}};
+    nlohmann::json out = {{"bench", "generate"}, {"shape", *shape}, {"device", g_device.str()}, {"matmul_gflops", gflops},
+                          {"threads", configure_threads().describe()}};
     for (int64_t batch : {8, 1}) {
-      auto prompt = torch::randint(0, 256, {batch, 32}, torch::kInt64);
+      auto prompt = torch::randint(0, 256, {batch, 32}, on_device(torch::kInt64));
       auto mask = torch::ones_like(prompt);
       model::SamplingConfig sc;
       sc.do_sample = true;
@@ -121,7 +145,7 @@ void add_bench_model(CLI::App& bench) {
       (void)m->forward(prompt, fo);
       const double prefill = seconds_since(s);
       s = Clock::now();
-      model::generate(*m, prompt, mask, sc, at::detail::createCPUGenerator(0));
+      model::generate(*m, prompt, mask, sc, ops::make_generator(g_device, 0));
       const double total = seconds_since(s);
       const double decode = std::max(1e-9, total - prefill);
       out["batch_" + std::to_string(batch)] = {{"prefill_tokens_per_s", batch * 32 / prefill},
@@ -140,7 +164,7 @@ void add_bench_model(CLI::App& bench) {
     config::TrainingArgs ta;
     ta.learning_rate = 1e-4;
     recipes::Optimization opt(lora::trainable_parameters(*m), ta, 100);
-    auto ids = torch::randint(0, 256, {b, t}, torch::kInt64);
+    auto ids = torch::randint(0, 256, {b, t}, on_device(torch::kInt64));
     auto mask = torch::ones_like(ids);
     std::vector<double> times;
     for (int i = 0; i < 7; ++i) {
@@ -154,7 +178,7 @@ void add_bench_model(CLI::App& bench) {
     const double tokens = static_cast<double>(b * t);
     const double flops = 4 * non_embedding_params(c) * tokens + 12.0 * c.num_hidden_layers * c.num_attention_heads * c.head_dim * t * tokens;
     const double step = median(times);
-    print({{"bench", "sft"}, {"shape", *shape}, {"batch", b}, {"seq", t}, {"median_step_s", step}, {"tokens_per_s", tokens / step},
+    print({{"bench", "sft"}, {"shape", *shape}, {"device", g_device.str()}, {"batch", b}, {"seq", t}, {"median_step_s", step}, {"tokens_per_s", tokens / step},
            {"peak_rss_mib", peak_rss_mib()}, {"achieved_gflops", flops / step / 1e9}, {"matmul_gflops", gflops},
            {"fraction_of_matmul_peak", flops / step / 1e9 / gflops}, {"threads", configure_threads().describe()}},
           *json);
@@ -206,14 +230,14 @@ void add_bench_model(CLI::App& bench) {
     pc.epsilon_low = 3e-4, pc.epsilon_high = 4e-4;
     std::vector<double> gen_t, lp_t, opt_t;
     for (int i = 0; i < 4; ++i) {
-      auto prompts = torch::randint(0, 256, {2, 32}, torch::kInt64).repeat_interleave(8, 0);
+      auto prompts = torch::randint(0, 256, {2, 32}, on_device(torch::kInt64)).repeat_interleave(8, 0);
       auto pmask = torch::ones_like(prompts);
       model::SamplingConfig sc;
       sc.do_sample = true;
       sc.max_new_tokens = 64;
       auto s = Clock::now();
       m->eval();
-      auto out = model::generate(*m, prompts, pmask, sc, at::detail::createCPUGenerator(i));
+      auto out = model::generate(*m, prompts, pmask, sc, ops::make_generator(g_device, static_cast<uint64_t>(i)));
       m->train();
       const double g = seconds_since(s);
       s = Clock::now();
@@ -222,7 +246,7 @@ void add_bench_model(CLI::App& bench) {
       auto hidden = m->hidden_states(torch::cat({prompts, out.completion_ids}, 1), fo).hidden;
       auto logits = m->lm_logits(hidden.narrow(1, 31, 64));
       auto logp = rl::selective_log_softmax(logits, out.completion_ids, 1.0);
-      auto adv = torch::randn({16});
+      auto adv = torch::randn({16}, on_device());
       auto loss = policy->compute({logp, logp.detach() + 0.01, {}, adv, out.completion_mask.to(torch::kFloat32)}, pc).loss;
       loss.backward();
       const double lp = seconds_since(s);
@@ -232,7 +256,7 @@ void add_bench_model(CLI::App& bench) {
       if (i > 0) gen_t.push_back(g), lp_t.push_back(lp), opt_t.push_back(o);
     }
     const double g = median(gen_t), l = median(lp_t), o = median(opt_t);
-    print({{"bench", "gspo"}, {"shape", *shape}, {"generation_s", g}, {"logprob_forward_backward_s", l}, {"optimizer_s", o},
+    print({{"bench", "gspo"}, {"shape", *shape}, {"device", g_device.str()}, {"generation_s", g}, {"logprob_forward_backward_s", l}, {"optimizer_s", o},
            {"total_s", g + l + o}, {"generation_fraction", g / (g + l + o)}, {"matmul_gflops", gflops},
            {"threads", configure_threads().describe()}},
           *json);

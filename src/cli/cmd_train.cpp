@@ -58,7 +58,7 @@ void add_train_command(CLI::App& app) {
       return;
     }
     const auto rc = config::load_config(*file, args);
-    const auto ctx = dist::make_run_context(env, rc.config.dist.backend, rc.config.dist.timeout_seconds);
+    const auto ctx = dist::make_run_context(env, rc.config.dist.backend, rc.config.dist.timeout_seconds, rc.config.training.device);
     recipes::run_training(rc, ctx);
   });
 }

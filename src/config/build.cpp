@@ -2,6 +2,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <set>
+#include <regex>
 
 #include "config/values.h"
 #include "gym/core/error.h"
@@ -110,6 +111,8 @@ TrainConfig build_config(Values& v, std::vector<std::string>& warnings) {
   if (v.get_int("max_steps") <= 0 && v.get_float("num_train_epochs") <= 0)
     config_error("{}: num_train_epochs must be positive when max_steps is not set", where(v, "num_train_epochs"));
   if (v.get_bool("bf16") && v.get_bool("fp16")) config_error("{}: bf16 and fp16 cannot both be true", where(v, "fp16"));
+  if (!std::regex_match(v.get_string("device"), std::regex("auto|cpu|cuda|cuda:[0-9]{1,3}")))
+    config_error("{}: device must be auto, cpu, cuda or cuda:N, got '{}'", where(v, "device"), v.get_string("device"));
   if (v.get_bool("use_dora")) config_error("{}: use_dora is not supported (gym trains plain LoRA)", where(v, "use_dora"));
 
   // ---- method consistency
@@ -252,6 +255,7 @@ TrainConfig build_config(Values& v, std::vector<std::string>& warnings) {
   t.max_grad_norm = v.get_float("max_grad_norm");
   t.bf16 = v.get_bool("bf16");
   t.fp16 = v.get_bool("fp16");
+  t.device = v.get_string("device");
   t.gradient_checkpointing = v.get_bool("gradient_checkpointing");
   t.seed = v.get_int("seed");
   t.router_aux_loss_coef = v.get_float("router_aux_loss_coef");

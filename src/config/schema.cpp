@@ -91,6 +91,7 @@ const std::vector<KeyDef>& key_table() {
       {"max_grad_norm", "training", K::Float, "1.0", "Gradient clipping norm (0 = off)."},
       {"bf16", "training", K::Bool, "false", "Compute in bfloat16."},
       {"fp16", "training", K::Bool, "false", "Compute in float16 (not supported on CPU)."},
+      {"device", "training", K::String, "auto", "Where the model, NF4 buffers, LoRA, optimizer state, caches and sampling live: auto (cuda:LOCAL_RANK when a CUDA device is visible, else cpu), cpu, cuda (cuda:LOCAL_RANK) or cuda:N (one process only)."},
       {"gradient_checkpointing", "training", K::Bool, "true", "Recompute layer activations in backward to save memory (LLaMA-Factory's default)."},
       {"seed", "training", K::Int, "42", "Seed for weights init, shuffling, dropout and sampling."},
       {"router_aux_loss_coef", "training", K::Float, "0.001", "MoE load-balancing loss coefficient."},

@@ -46,7 +46,7 @@ void BatchSampler::restore(const nlohmann::json& s) {
   shuffle_epoch();
 }
 
-Batch collate(const std::vector<const SftExample*>& examples, int64_t pad_id) {
+Batch collate(const std::vector<const SftExample*>& examples, int64_t pad_id, torch::Device device) {
   size_t t = 1;
   for (const auto* e : examples) t = std::max(t, e->input_ids.size());
   const auto b = static_cast<int64_t>(examples.size());
@@ -62,6 +62,11 @@ Batch collate(const std::vector<const SftExample*>& examples, int64_t pad_id) {
     batch.labels[i].narrow(0, 0, n).copy_(torch::tensor(e.labels, torch::kInt64));
     batch.attention_mask[i].narrow(0, 0, n).fill_(1);
     batch.num_tokens += n;
+  }
+  if (!device.is_cpu()) {
+    batch.input_ids = batch.input_ids.to(device);
+    batch.labels = batch.labels.to(device);
+    batch.attention_mask = batch.attention_mask.to(device);
   }
   return batch;
 }

@@ -30,6 +30,14 @@ void set_nf4(nn::LinearImpl& lin, quant::Nf4Weight w) {
   base->forward = [holder](const torch::Tensor& x) { return quant::nf4_linear(x, *holder); };
   base->dequantize = [holder](torch::Dtype dt) { return quant::dequantize_nf4(*holder, dt); };
   base->bits_per_param = quant::nf4_bits_per_param(*holder);
+  // The codes and block statistics as the layer's buffers (bitsandbytes' Params4bit names, '.' → '_').
+  base->buffers.emplace_back("weight_nf4", holder->packed);
+  if (holder->double_quant) {
+    base->buffers.emplace_back("weight_absmax", holder->nested.codes);
+    base->buffers.emplace_back("weight_nested_absmax", holder->nested.absmax);
+  } else {
+    base->buffers.emplace_back("weight_absmax", holder->absmax);
+  }
   lin.set_quantized_base(base);
 }
 

@@ -27,7 +27,10 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
 
 void LinearImpl::attach_lora(int64_t rank, double scaling, double dropout) {
   // float32 factors (as PEFT keeps them under a bf16 base), on the base weight's device.
-  const auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(weight.defined() ? weight.device() : torch::Device(torch::kCPU));
+  torch::Device device = torch::kCPU;
+  if (weight.defined()) device = weight.device();
+  else if (quantized_ && !quantized_->buffers.empty()) device = quantized_->buffers.front().second.device();
+  const auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(device);
   auto a = torch::empty({rank, in_features}, opts);
   torch::nn::init::kaiming_uniform_(a, std::sqrt(5.0));
   lora_A = register_module("lora_A", LoraFactor(a));
@@ -45,6 +48,7 @@ void LinearImpl::set_quantized_base(std::shared_ptr<QuantizedBase> base) {
   weight = torch::Tensor();
   // Drop the dense parameter so it is neither saved nor trained.
   if (parameters_.contains("weight")) parameters_.erase("weight");
+  for (auto& [name, t] : quantized_->buffers) t = register_buffer(name, t);
 }
 
 torch::Tensor LinearImpl::dense_weight(torch::Dtype dtype) const {

@@ -1,10 +1,16 @@
 #include "ops/device.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/Generator.h>
+#include <ATen/Context.h>
 #ifdef GYM_WITH_CUDA
+#include <ATen/cuda/CUDAGeneratorImpl.h>
 #include <c10/cuda/CUDAStream.h>
 #endif
 
 #include "gym/core/error.h"
+
+#include <mutex>
 
 namespace gym::ops {
 
@@ -14,6 +20,40 @@ bool cuda_kernels_compiled() {
 #else
   return false;
 #endif
+}
+
+at::Generator make_generator(torch::Device device, uint64_t seed) {
+  if (device.is_cpu()) return at::detail::createCPUGenerator(seed);
+#ifdef GYM_WITH_CUDA
+  if (device.is_cuda()) {
+    auto g = at::cuda::detail::createCUDAGenerator(device.has_index() ? device.index() : -1);
+    g.set_current_seed(seed);
+    return g;
+  }
+#endif
+  runtime_error("no random generator for device {} in this build (GYM_CUDA {})", device.str(), cuda_kernels_compiled() ? "on" : "off");
+}
+
+namespace {
+at::Generator default_generator(torch::Device device) {
+  if (device.is_cpu()) return at::detail::getDefaultCPUGenerator();
+#ifdef GYM_WITH_CUDA
+  if (device.is_cuda()) return at::cuda::detail::getDefaultCUDAGenerator(device.has_index() ? device.index() : -1);
+#endif
+  runtime_error("no default random generator for device {} in this build", device.str());
+}
+}  // namespace
+
+torch::Tensor default_generator_state(torch::Device device) {
+  auto g = default_generator(device);
+  std::lock_guard<std::mutex> lock(g.mutex());
+  return g.get_state();
+}
+
+void set_default_generator_state(torch::Device device, const torch::Tensor& state) {
+  auto g = default_generator(device);
+  std::lock_guard<std::mutex> lock(g.mutex());
+  g.set_state(state);
 }
 
 namespace detail {

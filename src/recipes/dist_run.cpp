@@ -3,6 +3,7 @@
 #include "gym/checkpoint/checkpoint.h"
 #include "gym/core/error.h"
 #include "gym/lora/adapter.h"
+#include "gym/ops/ops.h"
 #include "recipes/stop_signal.h"
 
 namespace gym::recipes {
@@ -33,7 +34,7 @@ std::filesystem::path prepare_output_dir_on_main(const config::ResolvedConfig& r
 
 TrainModel setup_model_in_turn(const config::TrainConfig& c, const dist::RunContext& ctx) {
   if (!ctx.is_main()) ctx.comm->barrier();
-  TrainModel tm = setup_model(c);
+  TrainModel tm = setup_model(c, ctx.device);
   if (ctx.is_main()) ctx.comm->barrier();
   // As DDP at construction: every rank starts from rank 0's trainable weights (LoRA's random init).
   if (ctx.world() > 1) {
@@ -54,7 +55,12 @@ void save_checkpoint_all_ranks(const dist::RunContext& ctx, const config::Resolv
     auto all = ctx.comm->all_gather(checkpoint::cpu_rng_state().unsqueeze(0));   // [world, S] uint8
     for (int64_t r = 0; r < ctx.world(); ++r) rng.push_back(all[r].clone());
   }
-  if (ctx.is_main()) save_checkpoint(rc, tm, opt, state, *log, total_steps, rng);
+  std::vector<torch::Tensor> device_rng;
+  if (ctx.world() > 1 && tm.device.is_cuda()) {
+    auto all = ctx.comm->all_gather(ops::default_generator_state(tm.device).unsqueeze(0));   // [world, S] uint8
+    for (int64_t r = 0; r < ctx.world(); ++r) device_rng.push_back(all[r].clone());
+  }
+  if (ctx.is_main()) save_checkpoint(rc, tm, opt, state, *log, total_steps, rng, device_rng);
 }
 
 void finish_run_all_ranks(const dist::RunContext& ctx, const config::ResolvedConfig& rc, TrainModel& tm, const RunState& state,

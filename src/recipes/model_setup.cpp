@@ -33,7 +33,7 @@ fs::path resolve_or_create_model(const config::ModelArgs& args) {
   return dir;
 }
 
-TrainModel setup_model(const config::TrainConfig& c) {
+TrainModel setup_model(const config::TrainConfig& c, torch::Device device) {
   TrainModel tm;
   tm.model_dir = resolve_or_create_model(c.model);
   tm.base_name = c.model.model_name_or_path;
@@ -45,6 +45,11 @@ TrainModel setup_model(const config::TrainConfig& c) {
   if (tm.tokenizer.vocab_size() > tm.model->config().vocab_size)
     config_error("{}: the tokenizer has {} tokens but config.json's vocab_size is {}: token ids would fall outside the embedding",
                  tm.model_dir.string(), tm.tokenizer.vocab_size(), tm.model->config().vocab_size);
+  tm.device = device;
+  if (!device.is_cpu()) {
+    tm.model->to(device);
+    spdlog::info("model on {}", device.str());
+  }
   tm.lora = c.lora.finetuning_type == "lora";
   tm.lora_args = c.lora;
   if (tm.lora) {

@@ -23,6 +23,7 @@
 #include "gym/metrics/trainer_log.h"
 #include "gym/model/generate.h"
 #include "gym/model/score.h"
+#include "gym/ops/ops.h"
 #include "gym/recipes/model_setup.h"
 #include "gym/recipes/optimization.h"
 #include "gym/recipes/run_state.h"
@@ -116,29 +117,29 @@ struct GroupRollouts {
 // Generates each prompt's group of G completions in its own batch with its own generator (the
 // generation index is the row within the group), then pads the groups to one batch.
 GroupRollouts generate_groups(model::CausalLMImpl& m, const std::vector<const data::RlPrompt*>& group_prompts,
-                              const std::vector<uint64_t>& keys, int64_t g, const model::SamplingConfig& sc) {
+                              const std::vector<uint64_t>& keys, int64_t g, const model::SamplingConfig& sc, torch::Device device) {
+  const auto i64 = torch::TensorOptions().dtype(torch::kInt64).device(device);
   std::vector<model::GenerationOutput> outs;
   int64_t p_len = 1, c_len = 1;
   for (size_t i = 0; i < group_prompts.size(); ++i) {
     const auto& ids = group_prompts[i]->prompt_ids;
     const auto n = static_cast<int64_t>(ids.size());
-    auto pids = torch::tensor(ids, torch::kInt64).unsqueeze(0).expand({g, n}).contiguous();   // [G, n]
-    auto gen = at::detail::createCPUGenerator(keys[i]);
-    outs.push_back(model::generate(m, pids, torch::ones({g, n}, torch::kInt64), sc, gen));
+    auto pids = torch::tensor(ids, torch::kInt64).to(device).unsqueeze(0).expand({g, n}).contiguous();   // [G, n]
+    outs.push_back(model::generate(m, pids, torch::ones({g, n}, i64), sc, ops::make_generator(device, keys[i])));
     p_len = std::max(p_len, n);
     c_len = std::max(c_len, outs.back().completion_ids.size(1));
   }
   const int64_t rows = g * static_cast<int64_t>(group_prompts.size());
   GroupRollouts r;
-  r.prompt_ids = torch::full({rows, p_len}, sc.pad_id, torch::kInt64);
-  r.prompt_mask = torch::zeros({rows, p_len}, torch::kInt64);
-  r.completion_ids = torch::full({rows, c_len}, sc.pad_id, torch::kInt64);
-  r.completion_mask = torch::zeros({rows, c_len}, torch::kInt64);
-  r.truncated = torch::zeros({rows}, torch::kBool);
+  r.prompt_ids = torch::full({rows, p_len}, sc.pad_id, i64);
+  r.prompt_mask = torch::zeros({rows, p_len}, i64);
+  r.completion_ids = torch::full({rows, c_len}, sc.pad_id, i64);
+  r.completion_mask = torch::zeros({rows, c_len}, i64);
+  r.truncated = torch::zeros({rows}, i64.dtype(torch::kBool));
   for (size_t i = 0; i < outs.size(); ++i) {
     const auto n = static_cast<int64_t>(group_prompts[i]->prompt_ids.size());
     const int64_t c = outs[i].completion_ids.size(1), row = static_cast<int64_t>(i) * g;
-    r.prompt_ids.narrow(0, row, g).narrow(1, p_len - n, n).copy_(torch::tensor(group_prompts[i]->prompt_ids, torch::kInt64).unsqueeze(0).expand({g, n}));
+    r.prompt_ids.narrow(0, row, g).narrow(1, p_len - n, n).copy_(outs[i].sequences.narrow(1, 0, n));
     r.prompt_mask.narrow(0, row, g).narrow(1, p_len - n, n).fill_(1);
     r.completion_ids.narrow(0, row, g).narrow(1, 0, c).copy_(outs[i].completion_ids);
     r.completion_mask.narrow(0, row, g).narrow(1, 0, c).copy_(outs[i].completion_mask);
@@ -283,7 +284,7 @@ void run_rl(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
         keys.push_back(mix64(mix64(mix64(static_cast<uint64_t>(c.training.seed)) ^ round_key) ^ static_cast<uint64_t>(j)) ^ mix64(index));
       }
       tm.model->eval();
-      auto out = generate_groups(*tm.model, mine, keys, g, sc);
+      auto out = generate_groups(*tm.model, mine, keys, g, sc, tm.device);
       tm.model->train();
       auto pids = out.prompt_ids, pmask = out.prompt_mask;
       const int64_t p_len = pids.size(1);
@@ -294,10 +295,11 @@ void run_rl(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
       r.attention_mask = torch::cat({pmask, out.completion_mask}, 1);
       // rewards of every function on the decoded completions
       std::vector<rl::RewardInput> inputs;
+      const auto completion_cpu = out.completion_ids.cpu(), completion_mask_cpu = out.completion_mask.cpu();   // decoded on the host
       for (int64_t k = 0; k < local_round; ++k) {
         const auto& p = *mine[static_cast<size_t>(k / g)];
-        const int64_t n = out.completion_mask[k].sum().item<int64_t>();
-        std::vector<int64_t> ids(out.completion_ids[k].data_ptr<int64_t>(), out.completion_ids[k].data_ptr<int64_t>() + n);
+        const int64_t n = completion_mask_cpu[k].sum().item<int64_t>();
+        std::vector<int64_t> ids(completion_cpu[k].data_ptr<int64_t>(), completion_cpu[k].data_ptr<int64_t>() + n);
         inputs.push_back({p.prompt_text, tm.tokenizer.decode(ids, true), ids, p.extra});
       }
       auto rewards = torch::empty({local_round, static_cast<int64_t>(rl.reward_funcs.size())}, torch::kFloat64);
@@ -307,7 +309,7 @@ void run_rl(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
       }
       // advantages and reward metrics over the global batch (rank order = the round's prompt order)
       auto adv = rl::group_advantages(ctx.comm->all_gather(rewards), rl.reward_weights, g, rl.scale_rewards);
-      r.advantages = adv.advantages.narrow(0, rank * local_round, local_round).to(torch::kFloat32);
+      r.advantages = adv.advantages.narrow(0, rank * local_round, local_round).to(tm.device, torch::kFloat32);
       r.completions_jsonl.clear();
       if (rl.log_completions)
         for (int64_t k = 0; k < local_round; ++k) {
@@ -337,7 +339,7 @@ void run_rl(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
       // old and reference log-probs, without gradients
       {
         torch::NoGradGuard ng;
-        auto all = torch::arange(local_round, torch::kInt64);
+        auto all = torch::arange(local_round, torch::TensorOptions().dtype(torch::kInt64).device(tm.device));
         r.old_logp = off_policy ? completion_logprobs(*tm.model, r, all, rl.temperature, false) : torch::Tensor();
         if (rl.beta > 0) {
           lora::AdaptersDisabled base(*tm.model);
@@ -350,7 +352,7 @@ void run_rl(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
 
     // ---- one micro-batch through the policy loss
     const int64_t slice = micro_index % spg;
-    auto rows = torch::arange(slice * micro, (slice + 1) * micro, torch::kInt64);
+    auto rows = torch::arange(slice * micro, (slice + 1) * micro, torch::TensorOptions().dtype(torch::kInt64).device(tm.device));
     torch::Tensor entropy, aux;
     std::map<std::string, double> moe_stats;
     auto logp = completion_logprobs(*tm.model, r, rows, rl.temperature, c.training.gradient_checkpointing, &entropy, &aux, &moe_stats,

@@ -9,6 +9,7 @@
 #include "gym/core/error.h"
 #include "gym/core/fs.h"
 #include "gym/metrics/plot.h"
+#include "gym/ops/ops.h"
 
 namespace gym::recipes {
 
@@ -64,7 +65,8 @@ fs::path prepare_output_dir(const config::ResolvedConfig& rc) {
 }
 
 void save_checkpoint(const config::ResolvedConfig& rc, TrainModel& tm, const Optimization& opt, const RunState& state,
-                     const metrics::TrainerLog& log, int64_t total_steps, const std::vector<torch::Tensor>& rank_rng) {
+                     const metrics::TrainerLog& log, int64_t total_steps, const std::vector<torch::Tensor>& rank_rng,
+                     const std::vector<torch::Tensor>& rank_device_rng) {
   const auto& c = rc.config;
   const fs::path dir = fs::path(c.output.output_dir) / ("checkpoint-" + std::to_string(state.global_step));
   checkpoint::record_outputs(c.output.output_dir, {dir.filename().string()});
@@ -76,6 +78,11 @@ void save_checkpoint(const config::ResolvedConfig& rc, TrainModel& tm, const Opt
     if (rank_rng.size() > 1) {
       rng.write("world_size", torch::tensor(static_cast<int64_t>(rank_rng.size())));
       for (size_t r = 0; r < rank_rng.size(); ++r) rng.write("cpu_rank_" + std::to_string(r), rank_rng[r]);
+    }
+    if (tm.device.is_cuda()) {
+      rng.write("cuda", ops::default_generator_state(tm.device));
+      for (size_t r = 0; rank_device_rng.size() > 1 && r < rank_device_rng.size(); ++r)
+        rng.write("cuda_rank_" + std::to_string(r), rank_device_rng[r]);
     }
     rng.save_to((tmp / "rng_state.pt").string());
     // trainer_state.json last: list_checkpoints only counts folders that have it.
@@ -131,6 +138,11 @@ RunState load_checkpoint(const fs::path& dir, TrainModel& tm, Optimization& opt,
                    "streams (dropout) restart from rank 0's state, so the run is not bit-identical to an uninterrupted one",
                    dir.string(), ckpt_world, world);
     checkpoint::set_cpu_rng_state(cpu);
+    torch::Tensor cuda;
+    if (tm.device.is_cuda() && rng.try_read("cuda", cuda)) {
+      if (ckpt_world == world && world > 1) rng.try_read("cuda_rank_" + std::to_string(rank), cuda);
+      ops::set_default_generator_state(tm.device, cuda);
+    }
   } catch (const c10::Error& e) {
     config_error("{}: unreadable or truncated ({})", rng_path.string(), std::string(e.what_without_backtrace()).substr(0, 160));
   }

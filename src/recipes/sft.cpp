@@ -97,7 +97,7 @@ void run_sft(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
       std::vector<const data::SftExample*> picked;
       const auto global = sampler.next(batch * world);   // the same on every rank
       for (int64_t j = 0; j < batch; ++j) picked.push_back(&examples[static_cast<size_t>(global[static_cast<size_t>(rank * batch + j)])]);
-      micro.push_back(data::collate(picked, tm.tokenizer.pad_id()));
+      micro.push_back(data::collate(picked, tm.tokenizer.pad_id(), tm.device));
       for (auto i : global) {   // counted over all ranks' examples
         label_tokens += label_pairs(examples[static_cast<size_t>(i)]);
         global_tokens += static_cast<int64_t>(examples[static_cast<size_t>(i)].input_ids.size());

@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "gym/ops/policy_objective.h"
 #include "policy_loss_common.h"
 
 namespace gym::rl {
@@ -36,34 +37,33 @@ class TrlPolicyLoss : public PolicyLoss {
   TrlPolicyLoss(std::string name, Level level) : name_(std::move(name)), level_(level) {}
   std::string name() const override { return name_; }
 
+  // The clipped objective, the sequence log-ratio and the aggregation run in the fused op
+  // (ops::clipped_policy_objective: the CUDA kernel on a GPU, its twin on the CPU); the k3 KL term is
+  // added here with the same per-sequence weights (aggregations are linear).
   PolicyLossOutput compute(const PolicyLossInput& in, const PolicyLossConfig& cfg) const override {
     auto t = detail::prepare_inputs(name_, in, cfg);
     const auto& mask = t.mask;                                          // [B, T]
-    auto log_ratio = t.logp - t.old;                                    // [B, T]
-    torch::Tensor log_w;                                                // [B, T] or [B, 1]
-    if (level_ == Level::Token) {
-      log_w = log_ratio;
-    } else {
-      auto seq = (log_ratio * mask).sum(-1, true) / mask.sum(-1, true).clamp_min(1.0);   // log s_i: [B, 1]
-      // GSPO-token: the value of s_i with the gradient of each token, exp(sg[log s_i] + logp − sg[logp]).
-      log_w = level_ == Level::Sequence ? seq : seq.detach() + t.logp - t.logp.detach();
-    }
-    auto coef_1 = torch::exp(log_w);
-    auto coef_2 = torch::clamp(coef_1, 1 - cfg.epsilon_low, 1 + cfg.epsilon_high);
+    ops::PolicyObjectiveOptions o;
+    o.level = level_ == Level::Token ? ops::RatioLevel::Token : level_ == Level::Sequence ? ops::RatioLevel::Sequence
+                                                                                           : ops::RatioLevel::SequenceToken;
+    o.eps_low = cfg.epsilon_low;
+    o.eps_high = cfg.epsilon_high;
+    o.delta = cfg.delta;                                               // caps coef_1 after coef_2 is taken, as TRL
+    auto weights = ops::sequence_weights(mask, aggregation(cfg), params(cfg));   // [B]
+    auto obj = ops::clipped_policy_objective(t.logp, t.old, t.adv, mask, weights, o);
     PolicyLossOutput out;
-    out.importance_weight = coef_1.detach();
-    if (cfg.delta) coef_1 = torch::clamp_max(coef_1, *cfg.delta);     // after coef_2, as TRL does
-    auto per_token = -torch::min(coef_1 * t.adv, coef_2 * t.adv);      // [B, T] or [B, 1]
+    out.loss = obj.loss;
+    out.importance_weight = obj.ratio;                                  // [B, T], or [B, 1] for gspo
     torch::Tensor kl;
     if (cfg.beta != 0.0) {
       auto d = t.ref - t.logp;
-      kl = torch::exp(d) - d - 1;                                       // k3, per token, after clipping
-      per_token = per_token + cfg.beta * kl;                            // [B, 1] broadcasts over T
+      kl = torch::exp(d) - d - 1;                                       // k3, per token
+      out.loss = out.loss + cfg.beta * (weights.to(kl.scalar_type()).unsqueeze(1) * mask * kl).sum();
     }
-    out.loss = aggregate(per_token.expand_as(mask) * mask, mask, cfg);
 
     torch::NoGradGuard no_grad;
     const auto m64 = mask.to(torch::kFloat64);
+    auto coef_1 = cfg.delta ? torch::clamp_max(obj.ratio, *cfg.delta) : obj.ratio;
     auto low = ((coef_1 < 1 - cfg.epsilon_low) & (t.adv < 0)).to(torch::kFloat64);
     auto high = ((coef_1 > 1 + cfg.epsilon_high) & (t.adv > 0)).to(torch::kFloat64);
     auto region = ((low + high) > 0).to(torch::kFloat64);
@@ -77,21 +77,25 @@ class TrlPolicyLoss : public PolicyLoss {
   }
 
  private:
-  // masked: [B, T] per-token loss times the mask (GT 3124-3150).
-  static torch::Tensor aggregate(const torch::Tensor& masked, const torch::Tensor& mask, const PolicyLossConfig& cfg) {
-    const double ga = static_cast<double>(cfg.grad_accum);
-    if (cfg.loss_type == "grpo") return (masked.sum(-1) / mask.sum(-1).clamp_min(1.0)).mean() / ga;
-    if (cfg.loss_type == "bnpo") return masked.sum() / mask.sum().clamp_min(1.0) / ga;
+  // TRL's loss_type as the op's per-sequence weights (GT 3124-3150).
+  static ops::Aggregation aggregation(const PolicyLossConfig& cfg) {
+    if (cfg.loss_type == "grpo") return ops::Aggregation::TrlGrpo;
+    if (cfg.loss_type == "bnpo") return ops::Aggregation::TrlBnpo;
     if (cfg.loss_type == "dr_grpo") {
       if (cfg.max_completion_length < 1) config_error("dr_grpo needs max_completion_length >= 1, got {}", cfg.max_completion_length);
-      return masked.sum() / static_cast<double>(masked.size(0) * cfg.max_completion_length) / ga;
+      return ops::Aggregation::TrlDrGrpo;
     }
-    if (cfg.loss_type == "dapo") {
-      // num_items_in_batch counts the whole generation batch of all ranks; no division by GA.
-      const double items = cfg.num_items_in_batch > 0 ? cfg.num_items_in_batch : mask.sum().item<double>();
-      return masked.sum() / (std::max(items, 1.0) / static_cast<double>(std::max<int64_t>(1, cfg.num_processes)));
-    }
+    // dapo: num_items_in_batch counts the whole generation batch of all ranks; no division by GA.
+    if (cfg.loss_type == "dapo") return ops::Aggregation::TrlDapo;
     config_error("unknown loss_type '{}' (known: grpo, bnpo, dr_grpo, dapo)", cfg.loss_type);
+  }
+  static ops::AggregationParams params(const PolicyLossConfig& cfg) {
+    ops::AggregationParams p;
+    p.grad_accum = cfg.grad_accum;
+    p.max_completion_length = cfg.max_completion_length;
+    p.num_items_in_batch = cfg.num_items_in_batch;
+    p.num_processes = std::max<int64_t>(1, cfg.num_processes);
+    return p;
   }
 
   std::string name_;

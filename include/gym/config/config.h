@@ -97,6 +97,7 @@ struct TrainingArgs {
   double adam_beta1 = 0.9, adam_beta2 = 0.999, adam_epsilon = 1e-8;
   double max_grad_norm = 1.0;
   bool bf16 = false;
+  std::string device = "auto";   // auto | cpu | cuda | cuda:N (auto: cuda:LOCAL_RANK when visible)
   bool fp16 = false;
   bool gradient_checkpointing = false;
   int64_t seed = 42;

@@ -34,6 +34,7 @@ struct Batch {
   torch::Tensor attention_mask;   // [B, T]
   int64_t num_tokens = 0;         // unpadded tokens
 };
-Batch collate(const std::vector<const SftExample*>& examples, int64_t pad_id);
+// Padded on the CPU, then moved to `device` once (a no-op for the CPU).
+Batch collate(const std::vector<const SftExample*>& examples, int64_t pad_id, torch::Device device = torch::kCPU);
 
 }  // namespace gym::data

@@ -23,9 +23,15 @@ void configure_rank_logging(const LaunchEnv& env);
 // One process: CPU, the single-process communicator.
 RunContext single_process_context();
 
+// The `device` key: auto (cuda:LOCAL_RANK when LibTorch sees a CUDA device, else cpu) | cpu | cuda
+// (cuda:LOCAL_RANK) | cuda:N. A CUDA device that is not visible is a config error naming the key.
+// cuda:N with several processes is refused (every rank would take the same GPU).
+torch::Device resolve_device(const std::string& spec, const LaunchEnv& env);
+
 // From the launch environment: a single-process context when world = 1, else a c10d group.
-// backend: auto (NCCL when CUDA is usable and compiled in, else Gloo) | gloo | nccl;
-// device: cuda:LOCAL_RANK with NCCL, else CPU. Ranks other than 0 log warnings only, "[rank N]".
-RunContext make_run_context(const LaunchEnv& env, const std::string& backend, int64_t timeout_seconds);
+// device: resolve_device(device_spec); backend: auto (NCCL when the device is CUDA and NCCL is
+// compiled in, else Gloo) | gloo | nccl (needs a CUDA device). Ranks other than 0 log warnings only.
+RunContext make_run_context(const LaunchEnv& env, const std::string& backend, int64_t timeout_seconds,
+                            const std::string& device_spec = "auto");
 
 }  // namespace gym::dist

@@ -6,6 +6,9 @@
 
 #include <functional>
 #include <memory>
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace gym::nn {
 
@@ -17,11 +20,15 @@ struct LoraFactorImpl : torch::nn::Module {
 TORCH_MODULE(LoraFactor);
 
 // A frozen 4-bit base weight: forward(x) computes x·Wᵀ without a float copy kept around,
-// dequantize() materialises W [out, in] (for export and merging).
+// dequantize() materialises W [out, in] (for export and merging). `buffers` are the tensors the
+// closures hold (packed codes, absmax, ...): the layer registers them as its buffers, so .to(device)
+// moves them in place (Module::to replaces a buffer's data, and the closures share its TensorImpl)
+// and named_buffers() / state dicts see them.
 struct QuantizedBase {
   std::function<torch::Tensor(const torch::Tensor&)> forward;
   std::function<torch::Tensor(torch::Dtype)> dequantize;
   double bits_per_param = 0.0;
+  std::vector<std::pair<std::string, torch::Tensor>> buffers;   // name (no dots) → tensor
 };
 
 // What a linear layer is for, set by the module that owns it. Quantization, LoRA's "all" and the

@@ -5,6 +5,10 @@
 //   policy_objective.h       GRPO / GSPO / GSPO-token clipped objective fused with the sequence log-ratio
 //   nf4.h                    bitsandbytes NF4 dequantize (double quant) and dequantize-matmul
 #pragma once
+#include <ATen/core/Generator.h>
+#include <torch/types.h>
+
+#include <cstdint>
 
 namespace gym::ops {
 
@@ -14,5 +18,14 @@ enum class Impl { Auto, Twin };
 
 // True when this binary contains the CUDA kernels (built with GYM_CUDA on).
 bool cuda_kernels_compiled();
+// A random generator on `device` seeded with `seed` (CPU: LibTorch's mt19937 CPU
+// generator; CUDA: LibTorch's Philox CUDA generator, so sampling never leaves the device). The same
+// seed draws different numbers on CPU and CUDA. A CUDA device in a build without GYM_CUDA is a
+// runtime_error.
+at::Generator make_generator(torch::Device device, uint64_t seed);
+// The state of the device's default generator (LoRA dropout draws from it) as a CPU uint8 tensor,
+// and back. CPU: LibTorch's default CPU generator.
+torch::Tensor default_generator_state(torch::Device device);
+void set_default_generator_state(torch::Device device, const torch::Tensor& state);
 
 }  // namespace gym::ops

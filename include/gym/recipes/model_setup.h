@@ -15,6 +15,7 @@ struct TrainModel {
   std::filesystem::path model_dir;
   std::string base_name;        // as written in adapter_config.json
   torch::Dtype dtype = torch::kFloat32;
+  torch::Device device = torch::kCPU;   // the model's; batches move here once each
   bool lora = true;
   config::LoraArgs lora_args;   // the run's LoRA settings (a resumed checkpoint must have the same)
 };
@@ -23,7 +24,9 @@ struct TrainModel {
 // (a bare name lives in gym's cache: <cache>/models/<name>).
 std::filesystem::path resolve_or_create_model(const config::ModelArgs& args);
 
-TrainModel setup_model(const config::TrainConfig& c);
+// Loads (and quantizes) the base, moves it to `device` (weights, NF4 buffers), then attaches LoRA
+// there: every trainable parameter, and so the optimizer state, lives on the device.
+TrainModel setup_model(const config::TrainConfig& c, torch::Device device = torch::kCPU);
 
 // Writes the trained weights: the adapter (LoRA) or the full model, into dir.
 void save_trained(TrainModel& tm, const config::TrainConfig& c, const std::filesystem::path& dir);

@@ -21,9 +21,11 @@ struct RunState {
 };
 
 // output_dir/checkpoint-N: adapter (or model), optimizer.pt, rng_state.pt, trainer_state.json.
-// rank_rng: with several ranks, every rank's CPU RNG state (rank order), stored beside rank 0's.
+// rank_rng: with several ranks, every rank's CPU RNG state (rank order), stored beside rank 0's;
+// rank_device_rng: the same for the default CUDA generator (LoRA dropout on a GPU), when on CUDA.
 void save_checkpoint(const config::ResolvedConfig& rc, TrainModel& tm, const Optimization& opt, const RunState& state,
-                     const metrics::TrainerLog& log, int64_t total_steps, const std::vector<torch::Tensor>& rank_rng = {});
+                     const metrics::TrainerLog& log, int64_t total_steps, const std::vector<torch::Tensor>& rank_rng = {},
+                     const std::vector<torch::Tensor>& rank_device_rng = {});
 
 // Restores weights, optimizer, RNG and returns the run state of a checkpoint folder.
 // rank/world: this process's place; it takes its own RNG state when the checkpoint has one for
