@@ -64,6 +64,46 @@ TEST(DataFormats, PlainJsonlPathsAndTrlPrompts) {
   EXPECT_EQ(rows[1].extra["answer"], "6");
 }
 
+// LLaMA-Factory's csv loader: a header row, RFC 4180 quoting (delimiters, newlines and "" inside
+// quotes), CRLF, a BOM, columns mapping through dataset_info.json; TSV the same with tabs. A record
+// with the wrong field count is skipped and counted; Parquet is a clear error saying how to convert.
+TEST(DataFormats, CsvAndTsvWithColumnsMappingAndParquetIsAClearError) {
+  auto d = tmp("csv");
+  write(d / "dataset_info.json", R"({"c": {"file_name": "qa.csv", "columns": {"prompt": "question", "response": "reply"}},
+    "t": {"file_name": "qa.tsv"}, "p": {"file_name": "qa.parquet"}})");
+  write(d / "qa.csv", "\xEF\xBB\xBFquestion,reply,answer\r\n"
+                      "\"What is 2+2, roughly?\",\"It is \"\"4\"\"\nfor sure\",4\r\n"
+                      "plain,text,5\r\n"
+                      "too,many,fields,here\r\n"
+                      "\r\n");
+  auto rows = data::read_dataset(data::resolve_dataset("c", d), false);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].turns[0].content, "What is 2+2, roughly?");
+  EXPECT_EQ(rows[0].turns[1].content, "It is \"4\"\nfor sure");
+  EXPECT_EQ(rows[0].extra["answer"], "4");
+  EXPECT_EQ(rows[1].turns[0].content, "plain");
+  EXPECT_EQ(rows[1].source, (d / "qa.csv").string() + ":4");   // the quoted newline counts as a line
+
+  write(d / "qa.tsv", "instruction\tinput\toutput\nAdd\t1 2\t3\nx\ty\n");
+  rows = data::read_dataset(data::resolve_dataset("t", d), false);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].turns[0].content, "Add\n1 2");
+  EXPECT_EQ(rows[0].turns[1].content, "3");
+  // a plain path works as a dataset name too
+  EXPECT_EQ(data::read_dataset(data::resolve_dataset((d / "qa.tsv").string(), d), false).size(), 1u);
+
+  write(d / "qa.parquet", "PAR1");
+  try {
+    data::read_dataset(data::resolve_dataset("p", d), false);
+    FAIL() << "a parquet file was read";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("Parquet files need Apache Arrow"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("qa.jsonl"), std::string::npos) << e.what();
+  }
+  write(d / "dup.csv", "a,a\n1,2\n");
+  EXPECT_THROW(data::read_dataset(data::resolve_dataset((d / "dup.csv").string(), d), false), Error);
+}
+
 TEST(DataFormats, MalformedRowsAreSkippedAndCounted) {
   auto d = tmp("bad");
   write(d / "dataset_info.json", R"({"sg": {"file_name": "sg.jsonl", "formatting": "sharegpt"}, "al": {"file_name": "al.jsonl"}})");

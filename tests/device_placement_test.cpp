@@ -89,19 +89,34 @@ TEST(DevicePlacement, NextLayersForwardAndLossesOnTheMetaDevice) {
 // A QLoRA base's packed codes and block statistics are the layers' buffers: named_buffers() lists
 // them, .to(device) moves them (and the quantized forward, which holds the same tensors, follows),
 // and LoRA attached afterwards lands on that device.
-TEST(DevicePlacement, Nf4CodesAndAbsmaxAreBuffersThatMoveWithTheModel) {
-  const auto d = test::fresh_dir("placement_nf4");
+namespace {
+model::CausalLM tiny_qlora_base(const std::string& name) {
+  const auto d = test::fresh_dir(name);
   model::create_model("qwen3", "tiny", d / "m", "bytes", 3);
-  auto m = model::load_model(d / "m", torch::kFloat32, model::QuantLoad{4, 64, true});
+  return model::load_model(d / "m", torch::kFloat32, model::QuantLoad{4, 64, true});
+}
+}  // namespace
+
+TEST(DevicePlacement, Nf4CodesAndAbsmaxAreRegisteredBuffersTheForwardReads) {
+  auto m = tiny_qlora_base("placement_nf4");
   int64_t quantized = 0, codes = 0, absmax = 0, nested = 0;
   for (auto& item : m->named_modules("", false))
     if (auto* lin = item.value()->as<nn::LinearImpl>(); lin && lin->quantized_base()) ++quantized;
   for (const auto& b : m->named_buffers()) {
     const auto& k = b.key();
     auto ends = [&](const std::string& tail) { return k.size() > tail.size() && k.compare(k.size() - tail.size(), tail.size(), tail) == 0; };
-    if (ends(".weight_nf4")) ++codes, EXPECT_EQ(b.value().scalar_type(), torch::kUInt8) << k;
-    if (ends(".weight_absmax")) ++absmax, EXPECT_EQ(b.value().scalar_type(), torch::kUInt8) << k << " (double quantization: 8-bit codes)";
-    if (ends(".weight_nested_absmax")) ++nested, EXPECT_EQ(b.value().scalar_type(), torch::kFloat32) << k;
+    if (ends(".weight_nf4")) {
+      ++codes;
+      EXPECT_EQ(b.value().scalar_type(), torch::kUInt8) << k;
+    }
+    if (ends(".weight_absmax")) {
+      ++absmax;
+      EXPECT_EQ(b.value().scalar_type(), torch::kUInt8) << k << " (double quantization: 8-bit codes)";
+    }
+    if (ends(".weight_nested_absmax")) {
+      ++nested;
+      EXPECT_EQ(b.value().scalar_type(), torch::kFloat32) << k;
+    }
   }
   ASSERT_GT(quantized, 0);
   EXPECT_EQ(codes, quantized);
@@ -117,12 +132,25 @@ TEST(DevicePlacement, Nf4CodesAndAbsmaxAreBuffersThatMoveWithTheModel) {
   auto after = m->lm_logits(m->hidden_states(ids, {}).hidden);
   EXPECT_GT((before - after).abs().max().item<double>(), 1e-3) << "the quantized forward does not read the registered codes";
 
-  m->to(torch::kMeta);
-  for (const auto& b : m->named_buffers()) ASSERT_TRUE(b.value().device().is_meta()) << b.key() << " stayed on " << b.value().device();
+}
+
+// Module::to moves every registered buffer (set_data on the tensor the closures hold). LibTorch
+// cannot move CPU tensors to the meta device in place, so the move itself is checked on a GPU.
+TEST(DevicePlacement, Nf4BuffersMoveToTheGpuWithTheModel) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device: the move to cuda and LoRA placed after it are checked on a GPU";
+  auto m = tiny_qlora_base("placement_nf4_gpu");
+  auto ids = torch::tensor({{1, 5, 9, 13}}, torch::kInt64);
+  torch::NoGradGuard ng;
+  auto before = m->lm_logits(m->hidden_states(ids, {}).hidden);
+  const torch::Device cuda(torch::kCUDA, 0);
+  m->to(cuda);
+  for (const auto& b : m->named_buffers()) ASSERT_TRUE(b.value().is_cuda()) << b.key() << " stayed on " << b.value().device();
   config::LoraArgs la;
   la.rank = 4, la.alpha = 8;
-  lora::inject(*m, la);
-  for (const auto& p : m->named_parameters()) ASSERT_TRUE(p.value().device().is_meta()) << p.key() << " is on " << p.value().device();
+  lora::inject(*m, la);   // B = 0: the output is the base's
+  for (const auto& p : m->named_parameters()) ASSERT_TRUE(p.value().is_cuda()) << p.key() << " is on " << p.value().device();
+  auto on_gpu = m->lm_logits(m->hidden_states(ids.to(cuda), {}).hidden).cpu();
+  EXPECT_LT((on_gpu - before).abs().max().item<double>(), 1e-3);
 }
 
 namespace {

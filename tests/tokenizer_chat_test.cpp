@@ -1,9 +1,14 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
+#include "cli_util.h"
+#include "test_util.h"
 #include "gym/core/error.h"
 #include "gym/core/fs.h"
+#include "gym/tokenizer/bytes_tokenizer.h"
 #include "gym/tokenizer/chat_template.h"
 #include "gym/tokenizer/tokenizer.h"
 
@@ -84,4 +89,42 @@ TEST(TokenizerChat, LlamaFactorySftRendering) {
   EXPECT_EQ(off[0].response, "a<|im_end|>\n");
   auto plain = render_sft("qwen3_nothink", "", {msg("user", "q"), msg("assistant", "a")}, true, "");
   EXPECT_EQ(plain[0].response, "a<|im_end|>\n");
+}
+
+// ../shared/fixtures/chat_template_cases.json (copied to tests/data/tokenizer): 20 conversations and
+// the text transformers' apply_chat_template renders with the real Qwen3 template. `gym tokenize
+// --chat` must print exactly that text for every one.
+TEST(TokenizerChat, TokenizeChatEqualsTransformersOnEveryFixtureCase) {
+  const auto cases = nlohmann::ordered_json::parse(gym::read_file(std::filesystem::path(GYM_TEST_DATA) / "tokenizer" / "chat_template_cases.json"));
+  ASSERT_EQ(cases.size(), 20u);
+  const auto d = gym::test::fresh_dir("tokenize_chat");
+  auto model = gym::cache_dir() / "tokenizer-qwen3";
+  if (!std::filesystem::exists(model / "tokenizer.json")) {
+    model = d / "bytes";
+    write_bytes_tokenizer(model);
+  }
+  {
+    std::ofstream rows(d / "rows.jsonl");
+    for (auto c : cases) {
+      c.erase("text");
+      rows << c.dump() << "\n";
+    }
+  }
+  auto r = gym::test::run_gym("tokenize --model " + model.string() + " --chat --input " + (d / "rows.jsonl").string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::istringstream out(r.output);
+  std::string line;
+  size_t i = 0;
+  while (std::getline(out, line) && i < cases.size()) {
+    if (line.empty() || line[0] != '{') continue;   // log lines
+    const auto j = nlohmann::json::parse(line);
+    EXPECT_EQ(j["text"].get<std::string>(), cases[i]["text"].get<std::string>()) << "case " << i;
+    EXPECT_FALSE(j["ids"].empty()) << "case " << i;
+    ++i;
+  }
+  EXPECT_EQ(i, cases.size());
+  std::ofstream(d / "bad.jsonl") << R"({"messages": [{"content": "no role"}]})" << "\n";
+  auto bad = gym::test::run_gym("tokenize --model " + model.string() + " --chat --input " + (d / "bad.jsonl").string());
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("bad.jsonl:1: messages[0]: needs a string 'role'"), std::string::npos) << bad.output;
 }

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "gym/checkpoint/checkpoint.h"
 #include "gym/checkpoint/output_dir.h"
@@ -120,6 +121,19 @@ TEST(Metrics, TrainerLogHasLlamaFactoryFieldsAndResumes) {
   metrics::TrainerLog resumed(out, 4, false, 2);
   EXPECT_EQ(resumed.history().size(), 2u);
   EXPECT_EQ(metrics::format_hms(3725), "1:02:05");
+}
+
+// The ETA of a resumed run: only the steps done in this process count towards its pace. A run of
+// 100 steps resumed at 90 that has done 5 steps in e seconds has 5 left: about e more seconds
+// (counting the 95 steps as done here would say e·5/95).
+TEST(Metrics, EtaAfterAResumeCountsOnlyTheRemainingSteps) {
+  auto out = fresh_dir("eta");
+  metrics::TrainerLog log(out, 100, true, 90);
+  std::this_thread::sleep_for(std::chrono::milliseconds(60));
+  const double remaining = log.remaining_seconds(95), elapsed = log.elapsed_seconds();
+  EXPECT_GT(remaining, 0.8 * elapsed);
+  EXPECT_LT(remaining, 1.2 * elapsed + 0.01);
+  EXPECT_EQ(log.remaining_seconds(100), 0.0);
 }
 
 TEST(Metrics, SmoothingAndSvgPlot) {

@@ -40,6 +40,13 @@ void add_train_command(CLI::App& app) {
   auto file = std::make_shared<std::string>();
   cmd->add_option("config", *file, "YAML config file")->required();
   cmd->allow_extras();
+  cmd->footer(
+      "\nOverrides: any config key after the YAML file, as --key value (or --key=value), wins over the file:\n"
+      "  gym train cfg.yaml --learning_rate 1e-4 --max_steps 200 --output_dir runs/a --lora_target q_proj,v_proj\n"
+      "Every key, its type, default and meaning: gym config-doc (docs/config.md). See the resolved config\n"
+      "with each value's origin first: gym validate cfg.yaml [overrides].\n"
+      "Data parallel: --nproc_per_node N [--nnodes M --node_rank K --master_addr A --master_port P], or start\n"
+      "gym under torchrun / srun / mpirun.");
   cmd->callback([cmd, file] {
     auto args = cmd->remaining();
     const auto flags = dist::take_launch_flags(args);

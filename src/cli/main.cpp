@@ -34,8 +34,6 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", cli::version_text);
   app.require_subcommand(1);
   app.fallthrough(false);
-  auto* help = app.add_subcommand("help", "Show this help");
-  help->callback([&] { std::cout << app.help(); });
   cli::add_train_command(app);
   cli::add_validate_command(app);
   cli::add_create_model_command(app);
@@ -44,6 +42,8 @@ int main(int argc, char** argv) {
   cli::add_tokenize_command(app);
   cli::add_export_command(app);
   cli::add_bench_command(app);
+  cli::add_help_commands(app);
+  if (const int rc = cli::check_command_word(app, argc, argv)) return rc;
 
   try {
     configure_threads();

@@ -36,7 +36,7 @@ const std::vector<KeyDef>& key_table() {
       {"double_quantization", "quantization", K::Bool, "true", "Quantize the per-block absmax again (bitsandbytes double quant)."},
       {"quantization_blocksize", "quantization", K::Int, "64", "NF4 block size (32 ... 4096, a power of two)."},
       // data
-      {"dataset", "data", K::List, "null", "Dataset names from dataset_dir/dataset_info.json, or paths to .json/.jsonl files, comma-separated."},
+      {"dataset", "data", K::List, "null", "Dataset names from dataset_dir/dataset_info.json, or paths to .json/.jsonl/.csv/.tsv files, comma-separated (CSV/TSV: a header row and RFC 4180 quoting; Parquet is refused with how to convert it)."},
       {"eval_dataset", "data", K::List, "null", "Evaluation datasets."},
       {"dataset_dir", "data", K::String, "data", "Folder holding dataset_info.json (relative paths resolve against the config file, then the working directory)."},
       {"cutoff_len", "data", K::Int, "2048", "Maximum tokens of prompt + response."},

@@ -1,4 +1,6 @@
 // Conversations → token ids: SFT examples with prompt masking and LF's cutoff rule; RL prompts.
+#include <fmt/format.h>
+
 #include "gym/data/dataset.h"
 #include "gym/core/error.h"
 
@@ -83,6 +85,32 @@ RlPrompt encode_rl_prompt(const Conversation& c, const tokenizer::Tokenizer& tok
     p.prompt_ids.erase(p.prompt_ids.begin(), p.prompt_ids.end() - max_prompt_length);
   p.extra = c.extra;
   return p;
+}
+
+}  // namespace gym::data
+
+namespace gym::data {
+
+std::string preview_example(const SftExample& e, const tokenizer::Tokenizer& tok) {
+  std::string labels;
+  std::vector<int64_t> run;   // trained ids not yet decoded
+  int64_t masked = 0;
+  auto flush = [&] {
+    if (!run.empty()) labels += tok.decode(run, false), run.clear();
+    if (masked > 0) labels += "[-100 ×" + std::to_string(masked) + "]", masked = 0;
+  };
+  for (auto l : e.labels) {
+    if (l == -100) {
+      if (!run.empty()) flush();
+      ++masked;
+    } else {
+      if (masked > 0) flush();
+      run.push_back(l);
+    }
+  }
+  flush();
+  return fmt::format("input_ids:\n[{}]\ninputs:\n{}\nlabel_ids:\n[{}]\nlabels:\n{}", fmt::join(e.input_ids, ", "),
+                     tok.decode(e.input_ids, false), fmt::join(e.labels, ", "), labels);
 }
 
 }  // namespace gym::data

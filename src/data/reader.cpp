@@ -1,4 +1,4 @@
-// Rows of .json / .jsonl files → Conversations, skipping malformed rows with one counted warning.
+// Rows of .json / .jsonl / .csv / .tsv files → Conversations, skipping malformed rows with one counted warning.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -6,6 +6,7 @@
 #include <fstream>
 #include <random>
 
+#include "data/delimited.h"
 #include "gym/core/error.h"
 #include "gym/core/fs.h"
 #include "gym/data/dataset.h"
@@ -157,7 +158,9 @@ std::vector<fs::path> files_of(const fs::path& p) {
   if (!fs::is_directory(p)) return {p};
   std::vector<fs::path> files;
   for (const auto& e : fs::directory_iterator(p))
-    if (e.path().extension() == ".json" || e.path().extension() == ".jsonl") files.push_back(e.path());
+    if (e.path().extension() == ".json" || e.path().extension() == ".jsonl" || e.path().extension() == ".csv" ||
+        e.path().extension() == ".tsv" || e.path().extension() == ".parquet")
+      files.push_back(e.path());
   std::sort(files.begin(), files.end());
   return files;
 }
@@ -170,9 +173,17 @@ std::vector<Conversation> read_dataset(const DatasetSpec& spec_in, bool prompt_o
   for (const auto& file : files_of(spec.path)) {
     std::vector<std::pair<std::string, nlohmann::json>> rows;   // (where, row or discarded)
     std::vector<std::string> bad;
+    const auto ext = file.extension().string();
+    if (ext == ".parquet" || ext == ".arrow")
+      config_error("{}: {} files need Apache Arrow's C++ library, which Debian 12 does not ship; convert the file once to JSON "
+                   "lines, e.g. python3 -c \"import pandas as pd; pd.read_parquet('{}').to_json('{}.jsonl', orient='records', "
+                   "lines=True, force_ascii=False)\", and point file_name at the .jsonl",
+                   file.string(), ext == ".arrow" ? "Arrow" : "Parquet", file.filename().string(), file.stem().string());
     const std::string text = read_file(file);
-    const bool jsonl = file.extension() == ".jsonl";
-    if (jsonl) {
+    const bool jsonl = ext == ".jsonl";
+    if (ext == ".csv" || ext == ".tsv") {
+      rows = parse_delimited(text, ext == ".csv" ? ',' : '\t', file.string(), bad);
+    } else if (jsonl) {
       size_t pos = 0;
       for (int line = 1; pos <= text.size(); ++line) {
         size_t nl = text.find('\n', pos);

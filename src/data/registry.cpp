@@ -21,7 +21,10 @@ const std::map<std::string, std::string> kOpenAiTags = {
     {"role_tag", "role"}, {"content_tag", "content"}, {"user_tag", "user"}, {"assistant_tag", "assistant"},
     {"observation_tag", "tool"}, {"function_tag", "function_call"}, {"system_tag", "system"}};
 
-bool has_data_ext(const fs::path& p) { return p.extension() == ".json" || p.extension() == ".jsonl"; }
+bool has_data_ext(const fs::path& p) {
+  const auto e = p.extension();
+  return e == ".json" || e == ".jsonl" || e == ".csv" || e == ".tsv" || e == ".parquet";
+}
 
 // Columns with LLaMA-Factory's pitfall: a `columns` object makes every unlisted column null.
 std::map<std::string, std::string> columns_of(const nlohmann::json& entry, const std::string& formatting) {
@@ -52,7 +55,7 @@ DatasetSpec resolve_dataset(const std::string& name, const fs::path& dataset_dir
   }
   const fs::path info_path = dataset_dir / "dataset_info.json";
   if (!fs::exists(info_path))
-    config_error("dataset '{}': no dataset_info.json in dataset_dir '{}' and no such .json/.jsonl file", name, dataset_dir.string());
+    config_error("dataset '{}': no dataset_info.json in dataset_dir '{}' and no such .json/.jsonl/.csv/.tsv file", name, dataset_dir.string());
   nlohmann::json info;
   try {
     info = nlohmann::json::parse(read_file(info_path));

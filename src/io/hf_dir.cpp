@@ -21,9 +21,14 @@ std::filesystem::path resolve_model_dir(const std::string& name_or_path) {
   const auto slash = name_or_path.find('/');
   const bool hub_like = slash != std::string::npos && slash > 0 && name_or_path.find('/', slash + 1) == std::string::npos &&
                         name_or_path.rfind(".", 0) != 0;
-  if (!hub_like)
-    config_error("model '{}' not found: no such folder (gym reads local folders and hub ids already in the Hugging Face cache)",
-                 name_or_path);
+  if (!hub_like) {
+    // A bare name: a model that create_model_preset made in gym's cache, found from any folder.
+    const fs::path cached = cache_dir() / "models" / name_or_path;
+    if (slash == std::string::npos && !name_or_path.empty() && fs::is_directory(cached)) return cached;
+    config_error("model '{}' not found: no such folder, and none in gym's cache ({}) (gym reads local folders, models made by "
+                 "create_model_preset, and hub ids already in the Hugging Face cache)",
+                 name_or_path, (cache_dir() / "models").string());
+  }
   const std::string repo = "models--" + name_or_path.substr(0, slash) + "--" + name_or_path.substr(slash + 1);
   const fs::path root = hf_hub_cache() / repo;
   const fs::path ref = root / "refs" / "main";

@@ -40,10 +40,14 @@ double TrainerLog::elapsed_seconds() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
 }
 
+double TrainerLog::remaining_seconds(int64_t step) const {
+  const int64_t done = std::max<int64_t>(1, step - start_step_);
+  return elapsed_seconds() / static_cast<double>(done) * static_cast<double>(std::max<int64_t>(0, total_steps_ - step));
+}
+
 void TrainerLog::log(int64_t step, double epoch, const std::map<std::string, double>& metrics) {
   const double elapsed = elapsed_seconds();
-  const int64_t done = std::max<int64_t>(1, step - start_step_);
-  const double remaining = elapsed / done * static_cast<double>(total_steps_ - step);
+  const double remaining = remaining_seconds(step);
   nlohmann::json j;
   j["current_steps"] = step;
   j["total_steps"] = total_steps_;
@@ -62,7 +66,8 @@ void TrainerLog::log(int64_t step, double epoch, const std::map<std::string, dou
 Progress::Progress(int64_t total_steps) : total_(total_steps), tty_(::isatty(STDERR_FILENO) != 0) {}
 
 void Progress::update(int64_t step, const std::map<std::string, double>& metrics, double elapsed, double remaining) {
-  std::string fields;
+  std::string& fields = fields_;
+  fields.clear();
   for (const char* k : {"loss", "reward", "lr", "tokens_per_second"}) {
     auto it = metrics.find(k);
     if (it == metrics.end()) continue;
@@ -70,6 +75,15 @@ void Progress::update(int64_t step, const std::map<std::string, double>& metrics
     fields += std::string(k) == "lr" ? fmt::format(" | {} {:.2e}", name, it->second)
                                      : fmt::format(" | {} {:.4g}", name, it->second);
   }
+  draw(step, elapsed, remaining);
+}
+
+void Progress::tick(int64_t step, double elapsed, double remaining) {
+  if (tty_) draw(step, elapsed, remaining);
+}
+
+void Progress::draw(int64_t step, double elapsed, double remaining) {
+  const std::string& fields = fields_;
   const double frac = total_ > 0 ? static_cast<double>(step) / static_cast<double>(total_) : 1.0;
   if (tty_) {
     const int width = 24, filled = static_cast<int>(frac * width);

@@ -431,8 +431,10 @@ void run_rl(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
       if (log) {
         log->log(state.global_step, state.epoch, logged);
         const double elapsed = log->elapsed_seconds();
-        progress.update(state.global_step, logged, elapsed, elapsed / state.global_step * (total_steps - state.global_step));
+        progress.update(state.global_step, logged, elapsed, log->remaining_seconds(state.global_step));
       }
+    } else if (log) {
+      progress.tick(state.global_step, log->elapsed_seconds(), log->remaining_seconds(state.global_step));
     }
     if (state.global_step % c.output.save_steps == 0 && state.global_step < total_steps)
       save_checkpoint_all_ranks(ctx, rc, tm, opt, state, log, total_steps);

@@ -54,6 +54,7 @@ void run_sft(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
   }
   if (c.data.packing) examples = data::pack_examples(examples, c.data.cutoff_len);
   if (examples.empty()) config_error("no SFT example has a trained token after cutoff_len {}", c.data.cutoff_len);
+  if (ctx.is_main()) spdlog::info("training example:\n{}", data::preview_example(examples.front(), tm.tokenizer));
   data::BatchSampler sampler(static_cast<int64_t>(examples.size()), static_cast<uint64_t>(c.training.seed));
 
   // ---- schedule
@@ -154,10 +155,11 @@ void run_sft(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
       if (log) {
         log->log(state.global_step, state.epoch, metrics);
         const double elapsed = log->elapsed_seconds();
-        progress.update(state.global_step, metrics, elapsed,
-                        elapsed / std::max<int64_t>(1, state.global_step) * (total_steps - state.global_step));
+        progress.update(state.global_step, metrics, elapsed, log->remaining_seconds(state.global_step));
       }
       loss_window = aux_window = 0, window_steps = 0, tokens_window = 0, window_start = now;
+    } else if (log) {
+      progress.tick(state.global_step, log->elapsed_seconds(), log->remaining_seconds(state.global_step));
     }
     // ---- checkpoints
     if (state.global_step % c.output.save_steps == 0 && state.global_step < total_steps)

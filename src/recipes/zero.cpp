@@ -14,29 +14,34 @@ ZeroShards::ZeroShards(std::vector<torch::Tensor> params, const std::vector<bool
     if (params_[i].scalar_type() != torch::kFloat32)
       config_error("ZeRO stage {} shards float32 trainable parameters; {} is {}", stage, i, c10::toString(params_[i].scalar_type()));
     numel_ += params_[i].numel();
-    mask.push_back(torch::full({params_[i].numel()}, decay[i] ? 1.0f : 0.0f));
+    mask.push_back(torch::full({params_[i].numel()}, decay[i] ? 1.0f : 0.0f, opts()));
   }
   const int64_t world = comm_->world();
   chunk_ = (numel_ + world - 1) / world;
-  auto full_mask = torch::zeros({chunk_ * world});
+  auto full_mask = torch::zeros({chunk_ * world}, opts());
   full_mask.narrow(0, 0, numel_).copy_(torch::cat(mask));
   decay_mask_ = full_mask.narrow(0, comm_->rank() * chunk_, chunk_).clone();
-  exp_avg_ = torch::zeros({chunk_});
-  exp_avg_sq_ = torch::zeros({chunk_});
+  exp_avg_ = torch::zeros({chunk_}, opts());
+  exp_avg_sq_ = torch::zeros({chunk_}, opts());
+}
+
+// float32 on the parameters' device: the shards, moments and masks live where the model does.
+torch::TensorOptions ZeroShards::opts() const {
+  return torch::TensorOptions().dtype(torch::kFloat32).device(params_.empty() ? torch::Device(torch::kCPU) : params_.front().device());
 }
 
 torch::Tensor ZeroShards::flat_params() const {
   std::vector<torch::Tensor> parts;
   for (const auto& p : params_) parts.push_back(p.detach().reshape({-1}));
-  parts.push_back(torch::zeros({chunk_ * comm_->world() - numel_}));
+  parts.push_back(torch::zeros({chunk_ * comm_->world() - numel_}, opts()));
   return torch::cat(parts);   // [chunk · world]
 }
 
 double ZeroShards::reduce_gradients() {
   torch::NoGradGuard ng;
   std::vector<torch::Tensor> parts;
-  for (const auto& p : params_) parts.push_back(p.grad().defined() ? p.grad().reshape({-1}) : torch::zeros({p.numel()}));
-  parts.push_back(torch::zeros({chunk_ * comm_->world() - numel_}));
+  for (const auto& p : params_) parts.push_back(p.grad().defined() ? p.grad().reshape({-1}) : torch::zeros({p.numel()}, opts()));
+  parts.push_back(torch::zeros({chunk_ * comm_->world() - numel_}, opts()));
   auto flat = torch::cat(parts);   // [chunk · world]
   if (stage_ >= 2) {
     grad_ = comm_->reduce_scatter(flat);   // [chunk]
@@ -54,7 +59,7 @@ void ZeroShards::step(double lr, double grad_scale, const config::TrainingArgs& 
   ++step_;
   // AdamW as torch::optim::AdamW, term for term (decoupled decay first).
   const double factor = 1.0 - lr * a.weight_decay;
-  p.mul_(torch::where(decay_mask_ > 0, torch::full({chunk_}, factor), torch::ones({chunk_})));
+  p.mul_(torch::where(decay_mask_ > 0, torch::full({chunk_}, factor, opts()), torch::ones({chunk_}, opts())));
   exp_avg_.mul_(a.adam_beta1).add_(g, 1 - a.adam_beta1);
   exp_avg_sq_.mul_(a.adam_beta2).addcmul_(g, g, 1 - a.adam_beta2);
   const double bias1 = 1 - std::pow(a.adam_beta1, static_cast<double>(step_));
@@ -84,7 +89,7 @@ void ZeroShards::load_state(const torch::Tensor& m, const torch::Tensor& v, int6
   if (m.numel() != numel_ || v.numel() != numel_)
     config_error("ZeRO optimizer state has {} values, the trainable parameters {}", m.numel(), numel_);
   auto pad = [&](const torch::Tensor& t) {
-    auto full = torch::zeros({chunk_ * comm_->world()});
+    auto full = torch::zeros({chunk_ * comm_->world()}, opts());
     full.narrow(0, 0, numel_).copy_(t.reshape({-1}));
     return full.narrow(0, comm_->rank() * chunk_, chunk_).clone();
   };

@@ -36,6 +36,7 @@ class ZeroShards {
   int64_t numel() const { return numel_; }
 
  private:
+  torch::TensorOptions opts() const;   // float32 on the parameters' device
   torch::Tensor flat_params() const;   // [padded]
   std::vector<torch::Tensor> params_;
   std::shared_ptr<dist::Communicator> comm_;

@@ -34,7 +34,7 @@ struct Conversation {
 };
 
 // dataset_dir/dataset_info.json entries; hub/script/cloud entries are a clear offline error; an
-// unknown name lists the known ones; a path to a .json/.jsonl file is accepted as a name.
+// unknown name lists the known ones; a path to a .json/.jsonl/.csv/.tsv file is accepted as a name.
 DatasetSpec resolve_dataset(const std::string& name, const std::filesystem::path& dataset_dir);
 
 // Reads every row; malformed rows (bad JSON, missing column, wrong role order) are skipped and
@@ -65,6 +65,10 @@ struct RenderOptions {
 SftExample encode_sft(const Conversation& c, const tokenizer::Tokenizer& tok, const RenderOptions& o);
 // Concatenates examples up to cutoff_len (packing).
 std::vector<SftExample> pack_examples(const std::vector<SftExample>& examples, int64_t cutoff_len);
+
+// LLaMA-Factory's "training example" print: input_ids, inputs (decoded with special tokens),
+// label_ids, labels (the trained tokens decoded; each masked run shown as [-100 ×N]).
+std::string preview_example(const SftExample& e, const tokenizer::Tokenizer& tok);
 
 struct RlPrompt {
   std::vector<int64_t> prompt_ids;   // left-truncated to max_prompt_length

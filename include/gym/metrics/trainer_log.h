@@ -26,6 +26,9 @@ class TrainerLog {
   // Every logged line so far in this process and before (read back on resume), for plots.
   const std::vector<nlohmann::json>& history() const { return history_; }
   double elapsed_seconds() const;
+  // Seconds left at `step`, from this process's pace: steps resumed from a checkpoint are not
+  // counted as done in this run's time.
+  double remaining_seconds(int64_t step) const;
 
  private:
   std::filesystem::path path_;
@@ -41,9 +44,13 @@ class Progress {
  public:
   explicit Progress(int64_t total_steps);
   void update(int64_t step, const std::map<std::string, double>& metrics, double elapsed, double remaining);
+  // Between logging steps: on a terminal, redraws the bar with the last logged values (no-op otherwise).
+  void tick(int64_t step, double elapsed, double remaining);
   void finish();
 
  private:
+  void draw(int64_t step, double elapsed, double remaining);
+  std::string fields_;   // " | loss 1.23 | lr ..." of the last update
   int64_t total_;
   bool tty_;
   bool drawn_ = false;
