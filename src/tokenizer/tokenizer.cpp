@@ -13,6 +13,7 @@
 
 #include "gym/core/error.h"
 #include "gym/core/fs.h"
+#include "gym/core/json.h"
 #include "tokenizer/bytes_map.h"
 
 namespace gym::tokenizer {
@@ -188,6 +189,10 @@ Tokenizer Tokenizer::from_dir(const std::filesystem::path& dir) {
 }
 
 Tokenizer Tokenizer::from_json(const nlohmann::json& t, const nlohmann::json& cfg, const std::string& source) {
+  return json_reader(source, [&] { return from_json_unchecked(t, cfg, source); });
+}
+
+Tokenizer Tokenizer::from_json_unchecked(const nlohmann::json& t, const nlohmann::json& cfg, const std::string& source) {
   auto impl = std::make_shared<Impl>();
   // normalizer: null or NFC
   if (t.contains("normalizer") && !t["normalizer"].is_null()) {
