@@ -14,8 +14,10 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <thread>
 
+#include "cli_util.h"
 #include "test_util.h"
 #include "gym/checkpoint/checkpoint.h"
 #include "gym/core/error.h"
@@ -102,6 +104,12 @@ Ended wait_for(pid_t pid, const fs::path& log, double timeout_s = 180) {
   return e;
 }
 
+// Whether the child has ended, without reaping it (wait_for still gets its status).
+bool exited(pid_t pid) {
+  siginfo_t info{};
+  return ::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == pid;
+}
+
 Ended run(const std::string& cmd, const fs::path& log, double timeout_s = 180) { return wait_for(spawn(cmd, log), log, timeout_s); }
 
 std::string gym(const std::string& args) { return std::string(GYM_BINARY) + " " + args; }
@@ -170,14 +178,20 @@ TEST(FaultInjection, KillNineDuringCheckpointWritesLosesNothing) {
   for (int round = 0; round < 8; ++round) {
     const auto log = in.root / ("round" + std::to_string(round) + ".log");
     const pid_t pid = spawn(cmd, log);
-    // Wait for a checkpoint write in progress (its .tmp. folder), then kill after 0-7 ms.
+    // Wait for this process's ((round % 3) + 1)-th checkpoint write in progress (its
+    // checkpoint-N.tmp.<pid> folder), then kill it 0-7 ms later.
+    const std::string mine = ".tmp." + std::to_string(pid);
+    std::set<std::string> writes;
     bool writing = false;
     const auto deadline = Clock::now() + std::chrono::seconds(60);
-    while (!writing && Clock::now() < deadline && ::waitpid(pid, nullptr, WNOHANG) == 0) {
-      if (fs::exists(out))
-        for (const auto& e : fs::directory_iterator(out))
-          if (e.path().filename().string().rfind("checkpoint-", 0) == 0 && e.path().filename().string().find(".tmp.") != std::string::npos)
-            writing = true;
+    while (!writing && Clock::now() < deadline && !exited(pid)) {
+      std::error_code ec;
+      for (const auto& e : fs::directory_iterator(out, ec)) {
+        const auto n = e.path().filename().string();
+        if (n.rfind("checkpoint-", 0) == 0 && n.size() > mine.size() && n.compare(n.size() - mine.size(), mine.size(), mine) == 0)
+          writes.insert(n);
+      }
+      writing = static_cast<int>(writes.size()) > round % 3;
       if (!writing) std::this_thread::sleep_for(std::chrono::microseconds(300));
     }
     if (!writing) {   // the run finished (or failed) before a write was caught
@@ -219,37 +233,49 @@ TEST(FaultInjection, DiskFullIsACleanErrorAndKeepsWhatWasSaved) {
   const auto stages = in.root / "stages";
   fs::create_directories(stages);
   const std::string train = gym("train " + kSft + in.args() + " --lora_rank 8 --save_steps 2 --logging_steps 1 --output_dir $M/out");
-  // Inside the namespace: run 1 finishes at step 2 (checkpoint-2); its trainer_state.json is removed
-  // so that run 2 resumes; the disk is filled to 16 KiB free; run 2 (to step 4) must fail cleanly;
-  // then the filler goes and run 3 resumes. Each stage's output_dir is copied out for the checks.
-  const std::string script =
-      "set -u; M=" + (in.root / "mnt").string() + "; mkdir -p $M; mount -t tmpfs -o size=2m tmpfs $M || exit 97\n" +
-      train + " --max_steps 2 > " + (stages / "run1.log").string() + " 2>&1; echo $? > " + (stages / "run1.rc").string() + "\n" +
-      "rm $M/out/trainer_state.json; cp -a $M/out " + (stages / "before").string() + "\n" +
-      "free=$(df -k --output=avail $M | tail -1); head -c $(( (free - 16) * 1024 )) /dev/zero > $M/filler 2>/dev/null\n" +
-      "df -k $M > " + (stages / "df.txt").string() + "\n" +
-      train + " --max_steps 4 > " + (stages / "run2.log").string() + " 2>&1; echo $? > " + (stages / "run2.rc").string() + "\n" +
-      "cp -a $M/out " + (stages / "after").string() + "\n" +
-      "rm $M/filler\n" +
-      train + " --max_steps 4 > " + (stages / "run3.log").string() + " 2>&1; echo $? > " + (stages / "run3.rc").string() + "\n" +
-      "cp -a $M/out " + (stages / "resumed").string() + "\n";
+  // Inside the namespace: run 1 ends at step 3 (checkpoint-2 + the final adapter); its
+  // trainer_state.json is removed so that the next runs resume from checkpoint-2. Then, from that
+  // same state each time, the disk is filled to leave 16 to 300 KiB free and a run to step 6 must
+  // fail cleanly: writing checkpoint-4's adapter (16), its optimizer.pt (100, 160), its
+  // rng_state.pt (220) or the final adapter (300). Last, with space again, run 3 resumes.
+  // Each stage's output_dir is copied out of the tmpfs for the checks.
+  const std::vector<int> free_kib = {16, 100, 160, 220, 300};
+  std::string script = "set -u; M=" + (in.root / "mnt").string() + "; S=" + stages.string() +
+                       "; mkdir -p $M; mount -t tmpfs -o size=2m tmpfs $M || exit 97\n" +
+                       train + " --max_steps 3 > $S/run1.log 2>&1; echo $? > $S/run1.rc\n" +
+                       "rm $M/out/trainer_state.json; cp -a $M/out $S/before\n";
+  for (int k : free_kib) {
+    const std::string n = std::to_string(k);
+    script += "rm -rf $M/out; cp -a $S/before $M/out\n"
+              "free=$(df -k --output=avail $M | tail -1); head -c $(( (free - " + n + ") * 1024 )) /dev/zero > $M/filler 2>/dev/null\n" +
+              train + " --max_steps 6 > $S/full" + n + ".log 2>&1; echo $? > $S/full" + n + ".rc\n" +
+              "cp -a $M/out $S/after" + n + "; rm $M/filler\n";
+  }
+  script += "rm -rf $M/out; cp -a $S/before $M/out\n" + train + " --max_steps 6 > $S/run3.log 2>&1; echo $? > $S/run3.rc\n" +
+            "cp -a $M/out $S/resumed\n";
   std::ofstream(in.root / "diskfull.sh") << script;
   const auto e = run("unshare --mount sh " + (in.root / "diskfull.sh").string(), in.root / "unshare.log", 300);
   ASSERT_EQ(e.code, 0) << e.out;
-  auto rc = [&](const char* r) { return std::stoi(read_file(stages / (std::string(r) + ".rc"))); };
+  auto rc = [&](const std::string& r) { return std::stoi(read_file(stages / (r + ".rc"))); };
   ASSERT_EQ(rc("run1"), 0) << read_file(stages / "run1.log");
-  Ended run2;
-  run2.code = rc("run2");
-  run2.out = read_file(stages / "run2.log");
-  expect_clean_error(run2, 1, "No space left on device");
-  EXPECT_EQ(test::count_error_lines(run2.out), 1) << run2.out;
-  // Nothing previously saved altered; nothing half-written left; no new checkpoint counted.
-  auto before = hash_tree(stages / "before"), after = hash_tree(stages / "after");
-  for (const auto& [name, h] : before)
-    if (name != ".gym.lock" && name != "trainer_log.jsonl") EXPECT_EQ(after[name], h) << name << " changed on a full disk\n" << read_file(stages / "df.txt");
-  EXPECT_TRUE(temporaries(stages / "after").empty()) << ::testing::PrintToString(temporaries(stages / "after"));
-  EXPECT_EQ(checkpoint::list_checkpoints(stages / "after").size(), 1u);
-  expect_checkpoints_complete(stages / "after");
+  const auto before = hash_tree(stages / "before");
+  ASSERT_TRUE(before.count("checkpoint-2/optimizer.pt")) << read_file(stages / "run1.log");
+  for (int k : free_kib) {
+    const std::string n = std::to_string(k);
+    SCOPED_TRACE(n + " KiB free");
+    Ended full;
+    full.code = rc("full" + n);
+    full.out = read_file(stages / ("full" + n + ".log"));
+    expect_clean_error(full, 1, "No space left on device");   // before: LibTorch's archive writer aborted (SIGABRT)
+    EXPECT_EQ(test::count_error_lines(full.out), 1) << full.out;
+    // Nothing previously saved altered (checkpoint-2, run 1's adapter); nothing half-written left.
+    const auto after = hash_tree(stages / ("after" + n));
+    for (const auto& [name, h] : before)
+      if (name.rfind("checkpoint-2/", 0) == 0 || name.rfind("adapter_", 0) == 0)
+        EXPECT_EQ(after.count(name) ? after.at(name) : 0, h) << name << " changed on a full disk";
+    EXPECT_TRUE(temporaries(stages / ("after" + n)).empty()) << ::testing::PrintToString(temporaries(stages / ("after" + n)));
+    expect_checkpoints_complete(stages / ("after" + n));
+  }
   ASSERT_EQ(rc("run3"), 0) << read_file(stages / "run3.log");
   EXPECT_NE(read_file(stages / "run3.log").find("resumed from"), std::string::npos) << read_file(stages / "run3.log");
   EXPECT_TRUE(fs::exists(stages / "resumed" / "checkpoint-4" / "trainer_state.json"));
@@ -305,20 +331,24 @@ TEST(FaultInjection, HostileRewardCommands) {
   const auto adapter_hash = hash_tree(adapter);
   const auto marker = in.root / "survivor";
   const std::string targets = in.model.string() + " " + in.data.string() + " " + adapter.string();
+  enum Outcome { kTrains, kFails, kEither };   // kTrains: the attack is contained and the run goes on
   struct Case {
     const char* name;
     std::string script;
-    bool trains;          // the run goes on (the attack is contained) rather than failing cleanly
+    Outcome outcome;
     const char* needle;   // in the last line when it fails
   };
   const std::vector<Case> cases = {
-      {"vandal", "rm -rf " + targets + " 2>/dev/null; for f in $(find " + targets + " -type f 2>/dev/null); do echo x > $f 2>/dev/null; done\n"
-                 "kill -9 $PPID 2>/dev/null; while read l; do echo 1; done\n", true, ""},
-      {"straggler", "(setsid sh -c 'sleep 3; touch " + marker.string() + "' &) ; while read l; do echo 0.5; done\n", true, ""},
-      {"kill_all", "kill -9 -1; while read l; do echo 1; done\n", false, "external reward"},
-      {"fork_bomb", "b() { b | b & }; b 2>/dev/null; while read l; do echo 1; done\n", false, "external reward"},
-      {"garbage", "while read l; do echo 'not a number'; done\n", false, "external reward"},
-      {"hang", "sleep 600\n", false, "timed out"},
+      {"vandal", "rm -rf " + targets + " 2>/dev/null; for f in $(find " + targets + " -type f); do echo x > $f; done\n"
+                 "while read l; do echo 1; done\n", kTrains, ""},
+      // Before, its stderr (many lines) followed gym's error line: the last line was not gym's.
+      {"kill_parent", "for f in $(find " + targets + " -type f); do echo x > $f; done; kill -9 $PPID; while read l; do echo 1; done\n",
+       kFails, "external reward"},
+      {"straggler", "(setsid sh -c 'sleep 3; touch " + marker.string() + "' &) ; while read l; do echo 0.5; done\n", kTrains, ""},
+      {"kill_all", "kill -9 -1; while read l; do echo 1; done\n", kFails, "external reward"},
+      {"fork_bomb", "b() { b | b & }; b 2>/dev/null; while read l; do echo 1; done\n", kEither, "external reward"},
+      {"garbage", "while read l; do echo 'not a number'; done\n", kFails, "which is not a number"},
+      {"hang", "sleep 600\n", kFails, "timed out"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);
@@ -330,7 +360,7 @@ TEST(FaultInjection, HostileRewardCommands) {
                            script.string() + "' --reward_timeout 5 --reward_max_processes 64 --per_device_train_batch_size 8" +
                            " --num_generations 4 --max_steps 2 --save_steps 1 --logging_steps 1"),
                        in.root / (std::string(c.name) + ".log"), 120);
-    if (c.trains) {
+    if (c.outcome == kTrains || (c.outcome == kEither && e.code == 0)) {
       EXPECT_EQ(e.code, 0) << e.out;
       EXPECT_NO_THROW(io::SafeTensorsFile(out / "adapter_model.safetensors"));
     } else {

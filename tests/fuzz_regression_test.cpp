@@ -78,9 +78,10 @@ TEST(FuzzRegression, DatasetInfoAndRowsOfTheWrongTypeAreErrorsOrSkippedRows) {
   expect_config_error([&] { data::resolve_dataset("x", d); }, "dataset_info.json");
   write(d / "dataset_info.json", R"({"x": {"file_name": 5}})");
   expect_config_error([&] { data::resolve_dataset("x", d); }, "dataset_info.json");
-  // A row with a field of the wrong type is a malformed row, skipped with the warning; the good row stays.
-  write(d / "data.json", R"([{"instruction": 1, "output": "b"}, {"instruction": "a", "output": "b"}])");
-  write(d / "dataset_info.json", R"({"x": {"file_name": "data.json"}})");
+  // A row with a field of the wrong type (a TRL prompt message whose role is a number) is a
+  // malformed row, skipped with the warning; the good row stays. Before, the type error ended the run.
+  write(d / "rows.json", R"([{"prompt": [{"role": 1, "content": "x"}], "completion": "y"}, {"prompt": "a", "completion": "b"}])");
+  write(d / "dataset_info.json", R"({"x": {"file_name": "rows.json", "columns": {"prompt": "prompt", "response": "completion"}}})");
   EXPECT_EQ(data::read_dataset(data::resolve_dataset("x", d), false).size(), 1u);
 }
 

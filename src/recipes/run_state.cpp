@@ -137,9 +137,6 @@ void finish_outputs(const config::ResolvedConfig& rc, TrainModel& tm, const RunS
   const auto& c = rc.config;
   const fs::path out = c.output.output_dir;
   save_trained(tm, c, out);
-  auto final_state = trainer_state_json(c, state, log, total_steps);
-  final_state["gym_finished"] = state.global_step >= total_steps;   // a rerun does not train again
-  write_file_atomic(out / "trainer_state.json", final_state.dump(2) + "\n");
   double loss_sum = 0;
   int n = 0;
   for (const auto& l : log.history())
@@ -163,6 +160,11 @@ void finish_outputs(const config::ResolvedConfig& rc, TrainModel& tm, const RunS
         spdlog::info("wrote {}", (out / ("training_" + name + ".svg")).string());
     }
   }
+  // Last: it marks the run finished (a rerun does not train again), so a write that failed before
+  // it (a full disk) leaves a run that the same command completes.
+  auto final_state = trainer_state_json(c, state, log, total_steps);
+  final_state["gym_finished"] = state.global_step >= total_steps;
+  write_file_atomic(out / "trainer_state.json", final_state.dump(2) + "\n");
 }
 
 }  // namespace gym::recipes
