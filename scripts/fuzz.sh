@@ -31,6 +31,8 @@ if [ "$target" = all ]; then targets=("${all[@]}"); else targets=("$target"); fi
 # LibTorch is not instrumented; its own allocations at exit are not gym's leaks.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0:allocator_may_return_null=1:abort_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+# The targets write their inputs to files (the readers take paths): keep them in memory.
+if [ -z "${TMPDIR:-}" ] && [ -w /dev/shm ]; then export TMPDIR=/dev/shm; fi
 rc=0
 for t in "${targets[@]}"; do
   corpus="$build/corpus/$t" crashes="$build/crashes/$t"
@@ -38,7 +40,7 @@ for t in "${targets[@]}"; do
   [ -d "$here/fuzz/corpus/$t" ] && cp -n "$here/fuzz/corpus/$t"/* "$corpus"/ 2>/dev/null || true
   echo "fuzz: $t for ${seconds} s"
   set +e
-  "$build/$t" -max_total_time="$seconds" -timeout=25 -rss_limit_mb=4096 -max_len=65536 -print_final_stats=1 \
+  "$build/fuzz/$t" -max_total_time="$seconds" -timeout=25 -rss_limit_mb=4096 -max_len=65536 -print_final_stats=1 \
     -artifact_prefix="$crashes/" "$@" "$corpus" 2>&1 | grep -v -E '^#[0-9]+[[:space:]]+(NEW|REDUCE|pulse)'
   r=${PIPESTATUS[0]}
   set -e
