@@ -48,6 +48,26 @@ void expect_config_error(F&& f, const std::string& needle) {
 
 }  // namespace
 
+// Found by checkpoint_fuzz: a number too large for a double (123e1234) makes nlohmann's parser
+// throw out_of_range, not parse_error, and every reader caught only parse_error (std::terminate
+// in the fuzzer, "gym: error: [json.exception.out_of_range.406] ..." exit 1 in gym).
+TEST(FuzzRegression, NumbersTooLargeForADoubleAreInvalidJsonInEveryReader) {
+  const auto d = test::fresh_dir("fuzzreg_number");
+  // The fuzzer's input (trainer_state.json \0 .gym_manifest.json): its first part is the state.
+  const auto crash = read_file(fs::path(GYM_TEST_DATA) / "fuzz" / "checkpoint_fuzz-number-overflow");
+  write(d / "trainer_state.json", crash.substr(0, crash.find('\0')));
+  expect_config_error([&] { recipes::read_run_state(d / "trainer_state.json"); }, "invalid JSON");
+  write(d / "data.json", "[]");
+  write(d / "dataset_info.json", R"({"x": {"file_name": "data.json", "num_samples": 1e999}})");
+  expect_config_error([&] { data::resolve_dataset("x", d); }, "invalid JSON");
+  tokenizer::write_bytes_tokenizer(d);
+  write(d / "tokenizer_config.json", R"({"model_max_length": 1e999})");
+  expect_config_error([&] { tokenizer::Tokenizer::from_dir(d); }, "invalid JSON");
+  write(d / "st.safetensors", safetensors(R"({"__metadata__": {"a": "b"}, "t": {"dtype": "F32", "shape": [1e999], "data_offsets": [0, 4]}})",
+                                          std::string(4, '\0')));
+  expect_config_error([&] { io::SafeTensorsFile f(d / "st.safetensors"); }, "invalid JSON");
+}
+
 TEST(FuzzRegression, SafetensorsShapesWhoseSizeOverflowsAreErrors) {
   const auto d = test::fresh_dir("fuzzreg_st");
   // 2^62 * 4 elements of F32 wrap to 0 bytes: before, this "matched" an empty span.

@@ -57,7 +57,7 @@ static DatasetSpec resolve(const std::string& name, const fs::path& dataset_dir)
   nlohmann::json info;
   try {
     info = nlohmann::json::parse(read_file(info_path));
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {   // parse_error, and out_of_range for a number like 1e999
     config_error("{}: invalid JSON: {}", info_path.string(), e.what());
   }
   if (!info.is_object()) config_error("{}: expected a JSON object of datasets", info_path.string());

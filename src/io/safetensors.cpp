@@ -95,7 +95,7 @@ SafeTensorsFile::SafeTensorsFile(const std::filesystem::path& path) : path_(path
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(header);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {   // parse_error, and out_of_range for a number like 1e999
       config_error("{}: invalid JSON header: {}", p, e.what());
     }
     if (!j.is_object()) config_error("{}: the header is not a JSON object", p);
@@ -220,7 +220,7 @@ CheckpointTensors::CheckpointTensors(const std::filesystem::path& model_dir) {
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(read_file(index));
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {   // parse_error, and out_of_range for a number like 1e999
       config_error("{}: invalid JSON: {}", index.string(), e.what());
     }
     if (!j.contains("weight_map") || !j["weight_map"].is_object()) config_error("{}: no weight_map object", index.string());

@@ -13,7 +13,7 @@ RunState read_run_state(const std::filesystem::path& state_path) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(read_file(state_path));
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {   // parse_error, and out_of_range for a number like 1e999
     config_error("{}: invalid JSON: {}", state_path.string(), e.what());
   }
   if (!j.is_object()) config_error("{}: expected a JSON object", state_path.string());

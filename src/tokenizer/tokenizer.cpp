@@ -182,7 +182,7 @@ Tokenizer Tokenizer::from_dir(const std::filesystem::path& dir) {
   try {
     t = nlohmann::json::parse(read_file(tj));
     if (std::filesystem::exists(dir / "tokenizer_config.json")) c = nlohmann::json::parse(read_file(dir / "tokenizer_config.json"));
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {   // parse_error, and out_of_range for a number like 1e999
     config_error("{}: invalid JSON: {}", dir.string(), e.what());
   }
   return from_json(t, c, tj.string());
