@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "test_util.h"
+#include "gym/config/config.h"
 #include "gym/core/error.h"
 #include "gym/core/fs.h"
 #include "gym/data/dataset.h"
@@ -116,4 +117,20 @@ TEST(FuzzRegression, TokenizerJsonFieldsOfTheWrongTypeAreErrors) {
     write(d / "tokenizer.json", t.dump());
     expect_config_error([&] { tokenizer::Tokenizer::from_dir(d); }, "tokenizer.json: ");
   }
+}
+
+// Found by config_fuzz: an error message holding a NUL byte (here a key read from the input) was
+// cut at it by what(), a C string: gym printed "gym: error: " and nothing else. gym::Error now
+// writes NUL bytes as \0.
+TEST(FuzzRegression, ErrorMessagesWithNulBytesAreNotCut) {
+  const auto crash = read_file(fs::path(GYM_TEST_DATA) / "fuzz" / "config_fuzz-nul-in-override");
+  const auto cut = crash.find('\0');
+  try {
+    config::load_config_from_string(crash.substr(0, cut), {crash.substr(cut + 1)});
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.exit_code(), 2);
+    EXPECT_NE(std::string(e.what()).find("\\0"), std::string::npos) << e.what();
+  }
+  EXPECT_STREQ(Error(ErrorKind::Config, std::string("a\0b", 3)).what(), "a\\0b");
 }
