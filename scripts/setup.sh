@@ -14,6 +14,7 @@ PACKAGES=(
   libgloo-dev             # ProcessGroupGloo.hpp (c10d on CPU)
   libpcre2-dev libutf8proc-dev   # tokenizer: Split regex with Unicode classes, NFC
   bubblewrap              # the sandbox of the external reward command (namespaces)
+  clang libclang-rt-14-dev   # the libFuzzer targets (fuzz/, scripts/fuzz.sh): clang + libFuzzer, ASan, UBSan
 )
 
 SUDO=""

@@ -3,6 +3,8 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 #include <regex>
 
 #include "gym/checkpoint/output_dir.h"
@@ -45,7 +47,14 @@ void rotate_checkpoints(const fs::path& output_dir, int64_t keep) {
   auto all = list_checkpoints(output_dir);
   for (size_t i = 0; i + static_cast<size_t>(std::max<int64_t>(keep, 0)) < all.size(); ++i) {
     spdlog::info("removing old checkpoint {} (save_total_limit {})", all[i].second.string(), keep);
-    fs::remove_all(all[i].second);
+    // Renamed first (one atomic step: no longer a checkpoint), so that a kill while its files are
+    // deleted never leaves a half-deleted folder that still counts as a checkpoint.
+    auto doomed = all[i].second;
+    doomed += ".tmp.rm." + std::to_string(::getpid());
+    std::error_code ec;
+    fs::rename(all[i].second, doomed, ec);
+    if (ec) runtime_error("cannot remove old checkpoint '{}': {}", all[i].second.string(), ec.message());
+    fs::remove_all(doomed, ec);
   }
 }
 
@@ -62,6 +71,7 @@ StartPlan plan_start(const config::OutputArgs& out) {
       if (!fs::exists(plan.resume_from / "trainer_state.json"))
         config_error("resume_from_checkpoint '{}' is not a complete checkpoint (no trainer_state.json)", plan.resume_from.string());
     }
+    remove_temporaries(dir);   // half-written files and folders of the interrupted run
     plan.fresh = false;
     return plan;
   }
@@ -73,6 +83,7 @@ StartPlan plan_start(const config::OutputArgs& out) {
     return plan;
   }
   if (auto latest = latest_checkpoint(dir)) {
+    remove_temporaries(dir);   // half-written files and folders of the interrupted run
     spdlog::info("output_dir {} has checkpoints: resuming from {} (set overwrite_output_dir: true to start afresh)",
                  dir.string(), latest->string());
     plan.fresh = false;

@@ -144,11 +144,19 @@ std::vector<std::string> clear_previous_outputs(const fs::path& output_dir) {
     if (ec) runtime_error("overwrite_output_dir: cannot remove '{}': {}", (output_dir / n).string(), ec.message());
     removed.push_back(n);
   }
-  for (const auto& n : entry_names(output_dir))   // temporary folders of killed writes
-    if (n.find(".tmp.") != std::string::npos) fs::remove_all(output_dir / n);
+  remove_temporaries(output_dir);
   std::error_code ec;
   fs::remove(output_dir / kManifestName, ec);
   return removed;
+}
+
+void remove_temporaries(const fs::path& output_dir) {
+  for (const auto& n : entry_names(output_dir)) {
+    if (n.find(".tmp.") == std::string::npos) continue;
+    std::error_code ec;
+    fs::remove_all(output_dir / n, ec);
+    if (ec) runtime_error("cannot remove '{}' (left by an interrupted write): {}", (output_dir / n).string(), ec.message());
+  }
 }
 
 bool holds_finished_run(const fs::path& output_dir) {

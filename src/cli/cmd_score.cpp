@@ -41,7 +41,7 @@ void add_score_command(CLI::App& app) {
     nlohmann::json in;
     try {
       in = nlohmann::json::parse(read_file(a->input));
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {   // parse_error, and out_of_range for a number like 1e999
       config_error("{}: invalid JSON: {}", a->input, e.what());
     }
     auto ids = int_matrix(in, "input_ids", a->input);

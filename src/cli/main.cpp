@@ -23,6 +23,17 @@ std::string version_text() {
   const auto n = torch::cuda::device_count();
   return text + "built; " + (n == 0 ? std::string("no CUDA device") : std::to_string(n) + " CUDA device(s)");
 }
+// The error line is one line whatever the message holds (a reward command's stderr, a LibTorch
+// message): newlines become " | ", so the last line of stderr is always "gym: error: ...".
+std::string one_line(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  std::string out;
+  for (char c : s) {
+    if (c == '\n') out += " | ";
+    else if (c != '\r') out += c;
+  }
+  return out;
+}
 }  // namespace gym::cli
 
 int main(int argc, char** argv) {
@@ -55,16 +66,16 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::cerr << "gym: error: " << e.what() << " (see 'gym help')\n";
+    std::cerr << "gym: error: " << cli::one_line(e.what()) << " (see 'gym help')\n";
     return 2;
   } catch (const Error& e) {
-    std::cerr << "gym: error: " << dist::rank_prefix() << e.what() << "\n";
+    std::cerr << "gym: error: " << dist::rank_prefix() << cli::one_line(e.what()) << "\n";
     return e.exit_code();
   } catch (const c10::Error& e) {
-    std::cerr << "gym: error: " << dist::rank_prefix() << e.what_without_backtrace() << "\n";
+    std::cerr << "gym: error: " << dist::rank_prefix() << cli::one_line(e.what_without_backtrace()) << "\n";
     return 1;
   } catch (const std::exception& e) {
-    std::cerr << "gym: error: " << dist::rank_prefix() << e.what() << "\n";
+    std::cerr << "gym: error: " << dist::rank_prefix() << cli::one_line(e.what()) << "\n";
     return 1;
   }
   return cli::g_exit_code;

@@ -29,7 +29,7 @@ int64_t apply_deepspeed(const std::string& path, Values& values, std::vector<std
   nlohmann::json ds;
   try {
     ds = nlohmann::json::parse(read_file(path));
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {   // parse_error, and out_of_range for a number like 1e999
     config_error("deepspeed config '{}': invalid JSON: {}", path, e.what());
   }
   if (!ds.is_object()) config_error("deepspeed config '{}': expected a JSON object", path);

@@ -8,6 +8,7 @@
 #include "config/values.h"
 #include "gym/core/error.h"
 #include "gym/core/fs.h"
+#include "gym/core/json.h"
 
 namespace gym::config {
 
@@ -218,27 +219,42 @@ ResolvedConfig finish(Reader& r) {
 
 }  // namespace
 
+// A YAML value the reader converts (as<T>) or a path the OS refuses to look at (a name too long)
+// is one config error naming the file, as in every other reader of user files (core/json.h).
+template <typename F>
+ResolvedConfig guarded(const std::string& source, F&& load) {
+  try {
+    return json_reader(source, load);
+  } catch (const YAML::Exception& e) {
+    config_error("{}: {}", source, e.msg);
+  }
+}
+
 ResolvedConfig load_config(const std::filesystem::path& file, const std::vector<std::string>& overrides) {
-  Reader r;
-  std::vector<std::filesystem::path> stack;
-  r.read_file(file, stack);
-  r.read_overrides(overrides);
-  return finish(r);
+  return guarded(file.string(), [&] {
+    Reader r;
+    std::vector<std::filesystem::path> stack;
+    r.read_file(file, stack);
+    r.read_overrides(overrides);
+    return finish(r);
+  });
 }
 
 ResolvedConfig load_config_from_string(const std::string& yaml, const std::vector<std::string>& overrides,
                                        const std::filesystem::path& pretend_path) {
-  Reader r;
-  YAML::Node root;
-  try {
-    root = YAML::Load(yaml);
-  } catch (const YAML::Exception& e) {
-    config_error("{}:{}:{}: invalid YAML: {}", pretend_path.string(), e.mark.line + 1, e.mark.column + 1, e.msg);
-  }
-  if (root.IsMap())
-    for (const auto& kv : root) r.add(kv.first.Scalar(), kv.second, Origin{"file", where_of(pretend_path.string(), kv.first)});
-  r.read_overrides(overrides);
-  return finish(r);
+  return guarded(pretend_path.string(), [&] {
+    Reader r;
+    YAML::Node root;
+    try {
+      root = YAML::Load(yaml);
+    } catch (const YAML::Exception& e) {
+      config_error("{}:{}:{}: invalid YAML: {}", pretend_path.string(), e.mark.line + 1, e.mark.column + 1, e.msg);
+    }
+    if (root.IsMap())
+      for (const auto& kv : root) r.add(kv.first.Scalar(), kv.second, Origin{"file", where_of(pretend_path.string(), kv.first)});
+    r.read_overrides(overrides);
+    return finish(r);
+  });
 }
 
 }  // namespace gym::config

@@ -37,6 +37,10 @@ std::string read_file(const fs::path& path) {
 }
 
 void write_file_atomic(const fs::path& path, const std::string& contents) {
+  write_file_atomic_stream(path, [&](const WriteChunk& write) { write(contents.data(), contents.size()); });
+}
+
+void write_file_atomic_stream(const fs::path& path, const std::function<void(const WriteChunk& write)>& produce) {
   std::error_code ec;
   if (path.has_parent_path()) {
     fs::create_directories(path.parent_path(), ec);
@@ -46,23 +50,36 @@ void write_file_atomic(const fs::path& path, const std::string& contents) {
   tmp += ".tmp." + std::to_string(::getpid());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) runtime_error("cannot write file '{}': {}", path.string(), std::strerror(errno));
-  auto fail = [&](const char* what) {
-    const int err = errno;
+  int write_errno = 0;
+  auto fail = [&](int err, const char* what) {
     ::close(fd);
     ::unlink(tmp.c_str());
     runtime_error("cannot write file '{}': {} ({})", path.string(), std::strerror(err), what);
   };
-  const char* p = contents.data();
-  size_t left = contents.size();
-  while (left > 0) {
-    const ssize_t n = ::write(fd, p, left);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      fail("write");
+  const WriteChunk write = [&](const void* data, size_t n) {
+    if (write_errno != 0) return false;
+    const char* p = static_cast<const char*>(data);
+    while (n > 0) {
+      const ssize_t k = ::write(fd, p, n);
+      if (k < 0) {
+        if (errno == EINTR) continue;
+        write_errno = errno;
+        return false;
+      }
+      p += k, n -= static_cast<size_t>(k);
     }
-    p += n, left -= static_cast<size_t>(n);
+    return true;
+  };
+  try {
+    produce(write);
+  } catch (...) {
+    if (write_errno != 0) fail(write_errno, "write");   // the OS reason, not the producer's echo of it
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw;
   }
-  if (::fsync(fd) != 0 && errno != EINVAL) fail("fsync");
+  if (write_errno != 0) fail(write_errno, "write");
+  if (::fsync(fd) != 0 && errno != EINVAL) fail(errno, "fsync");
   if (::close(fd) != 0) {
     const int err = errno;
     ::unlink(tmp.c_str());
@@ -73,6 +90,10 @@ void write_file_atomic(const fs::path& path, const std::string& contents) {
     ::unlink(tmp.c_str());
     runtime_error("cannot write file '{}': {} (rename)", path.string(), std::strerror(err));
   }
+}
+
+void fs_error(const char* what, const fs::path& path, const std::error_code& ec) {
+  runtime_error("{} '{}': {}", what, path.string(), ec.message());
 }
 
 fs::path source_dir() {

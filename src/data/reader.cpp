@@ -9,6 +9,7 @@
 #include "data/delimited.h"
 #include "gym/core/error.h"
 #include "gym/core/fs.h"
+#include "gym/core/json.h"
 #include "gym/data/dataset.h"
 
 namespace gym::data {
@@ -167,7 +168,7 @@ std::vector<fs::path> files_of(const fs::path& p) {
 
 }  // namespace
 
-std::vector<Conversation> read_dataset(const DatasetSpec& spec_in, bool prompt_only) {
+static std::vector<Conversation> read_rows(const DatasetSpec& spec_in, bool prompt_only) {
   DatasetSpec spec = spec_in;
   std::vector<Conversation> out;
   for (const auto& file : files_of(spec.path)) {
@@ -212,6 +213,8 @@ std::vector<Conversation> read_dataset(const DatasetSpec& spec_in, bool prompt_o
         out.push_back(std::move(c));
       } catch (const BadRow& e) {
         bad.push_back(where.substr(where.rfind(':') + 1) + " (" + e.what() + ")");
+      } catch (const nlohmann::json::exception& e) {   // a field of the wrong type: a malformed row too
+        bad.push_back(where.substr(where.rfind(':') + 1) + " (" + json_error_text(e) + ")");
       }
     }
     if (!bad.empty()) {
@@ -222,6 +225,10 @@ std::vector<Conversation> read_dataset(const DatasetSpec& spec_in, bool prompt_o
   }
   if (spec.num_samples && static_cast<int64_t>(out.size()) > *spec.num_samples) out.resize(static_cast<size_t>(*spec.num_samples));
   return out;
+}
+
+std::vector<Conversation> read_dataset(const DatasetSpec& spec, bool prompt_only) {
+  return json_reader(spec.path.string(), [&] { return read_rows(spec, prompt_only); });
 }
 
 Splits load_datasets(const config::DataArgs& args, bool prompt_only) {

@@ -14,6 +14,7 @@
 
 #include "gym/core/error.h"
 #include "gym/core/fs.h"
+#include "gym/core/json.h"
 
 namespace gym::io {
 
@@ -94,47 +95,56 @@ SafeTensorsFile::SafeTensorsFile(const std::filesystem::path& path) : path_(path
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(header);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {   // parse_error, and out_of_range for a number like 1e999
       config_error("{}: invalid JSON header: {}", p, e.what());
     }
     if (!j.is_object()) config_error("{}: the header is not a JSON object", p);
     data_ = bytes + 8 + n;
     const uint64_t buffer_len = size - 8 - n;
-    for (auto it = j.begin(); it != j.end(); ++it) {
-      if (it.key() == "__metadata__") {
-        if (!it->is_object()) config_error("{}: __metadata__ must be a string→string map", p);
-        for (auto m = it->begin(); m != it->end(); ++m) {
-          if (!m->is_string()) config_error("{}: __metadata__ value of '{}' is not a string", p, m.key());
-          metadata_[m.key()] = m->get<std::string>();
+    json_reader(p, [&] {
+      for (auto it = j.begin(); it != j.end(); ++it) {
+        if (it.key() == "__metadata__") {
+          if (!it->is_object()) config_error("{}: __metadata__ must be a string→string map", p);
+          for (auto m = it->begin(); m != it->end(); ++m) {
+            if (!m->is_string()) config_error("{}: __metadata__ value of '{}' is not a string", p, m.key());
+            metadata_[m.key()] = m->get<std::string>();
+          }
+          continue;
         }
-        continue;
+        const auto& e = *it;
+        TensorInfo info;
+        info.name = it.key();
+        if (!e.is_object() || !e.contains("dtype") || !e.contains("shape") || !e.contains("data_offsets"))
+          config_error("{}: tensor '{}' needs dtype, shape and data_offsets", p, info.name);
+        info.dtype = e["dtype"].get<std::string>();
+        const DtypeInfo* d = find_dtype(info.dtype);
+        if (!d) config_error("{}: tensor '{}' has unknown dtype '{}'", p, info.name, info.dtype);
+        if (!e["shape"].is_array()) config_error("{}: tensor '{}' has an invalid shape (not a list)", p, info.name);
+        uint64_t numel = 1;
+        for (const auto& s : e["shape"]) {
+          if (!s.is_number_unsigned() && !(s.is_number_integer() && s.get<int64_t>() >= 0))
+            config_error("{}: tensor '{}' has an invalid shape", p, info.name);
+          const uint64_t dim = s.get<uint64_t>();
+          // Checked: a wrapped product could match a small byte span and then allocate the real one.
+          if (dim > static_cast<uint64_t>(INT64_MAX) || (dim != 0 && numel > static_cast<uint64_t>(INT64_MAX) / dim))
+            config_error("{}: tensor '{}' has a shape whose element count overflows 64 bits", p, info.name);
+          info.shape.push_back(static_cast<int64_t>(dim));
+          numel *= dim;
+        }
+        const auto& off = e["data_offsets"];
+        if (!off.is_array() || off.size() != 2) config_error("{}: tensor '{}' needs data_offsets [begin, end]", p, info.name);
+        info.begin = off[0].get<uint64_t>();
+        info.end = off[1].get<uint64_t>();
+        if (info.end < info.begin) config_error("{}: tensor '{}' has data_offsets end < begin", p, info.name);
+        if (numel > UINT64_MAX / static_cast<uint64_t>(d->bits))
+          config_error("{}: tensor '{}' has a shape whose size in bits overflows 64 bits", p, info.name);
+        const uint64_t bits = numel * static_cast<uint64_t>(d->bits);
+        if (bits % 8 != 0 || info.end - info.begin != bits / 8)
+          config_error("{}: tensor '{}' spans {} bytes but its shape and dtype {} need {}", p, info.name,
+                       info.end - info.begin, info.dtype, bits / 8);
+        infos_.push_back(std::move(info));
       }
-      const auto& e = *it;
-      TensorInfo info;
-      info.name = it.key();
-      if (!e.is_object() || !e.contains("dtype") || !e.contains("shape") || !e.contains("data_offsets"))
-        config_error("{}: tensor '{}' needs dtype, shape and data_offsets", p, info.name);
-      info.dtype = e["dtype"].get<std::string>();
-      const DtypeInfo* d = find_dtype(info.dtype);
-      if (!d) config_error("{}: tensor '{}' has unknown dtype '{}'", p, info.name, info.dtype);
-      uint64_t numel = 1;
-      for (const auto& s : e["shape"]) {
-        if (!s.is_number_unsigned() && !(s.is_number_integer() && s.get<int64_t>() >= 0))
-          config_error("{}: tensor '{}' has an invalid shape", p, info.name);
-        info.shape.push_back(s.get<int64_t>());
-        numel *= static_cast<uint64_t>(s.get<int64_t>());
-      }
-      const auto& off = e["data_offsets"];
-      if (!off.is_array() || off.size() != 2) config_error("{}: tensor '{}' needs data_offsets [begin, end]", p, info.name);
-      info.begin = off[0].get<uint64_t>();
-      info.end = off[1].get<uint64_t>();
-      if (info.end < info.begin) config_error("{}: tensor '{}' has data_offsets end < begin", p, info.name);
-      const uint64_t bits = numel * static_cast<uint64_t>(d->bits);
-      if (bits % 8 != 0 || info.end - info.begin != bits / 8)
-        config_error("{}: tensor '{}' spans {} bytes but its shape and dtype {} need {}", p, info.name,
-                     info.end - info.begin, info.dtype, bits / 8);
-      infos_.push_back(std::move(info));
-    }
+    });
     // Offsets sorted must tile [0, buffer_len) exactly: no holes, no overlaps.
     std::vector<const TensorInfo*> sorted;
     for (const auto& i : infos_) sorted.push_back(&i);
@@ -210,12 +220,15 @@ CheckpointTensors::CheckpointTensors(const std::filesystem::path& model_dir) {
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(read_file(index));
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {   // parse_error, and out_of_range for a number like 1e999
       config_error("{}: invalid JSON: {}", index.string(), e.what());
     }
     if (!j.contains("weight_map") || !j["weight_map"].is_object()) config_error("{}: no weight_map object", index.string());
     std::map<std::string, std::string> wanted;
-    for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) wanted[it.key()] = it->get<std::string>();
+    for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
+      if (!it->is_string()) config_error("{}: weight_map entry '{}' is not a file name", index.string(), it.key());
+      wanted[it.key()] = it->get<std::string>();
+    }
     std::map<std::string, const SafeTensorsFile*> by_file;
     for (const auto& [tensor, file] : wanted) {
       if (!by_file.count(file)) {

@@ -79,7 +79,7 @@ config::LoraArgs load_adapter(torch::nn::Module& root, const std::filesystem::pa
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(read_file(cfg_path));
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {   // parse_error, and out_of_range for a number like 1e999
     config_error("{}: invalid JSON: {}", cfg_path.string(), e.what());
   }
   config::LoraArgs args = lora_args_from_adapter_config(j, cfg_path.string());

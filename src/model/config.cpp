@@ -62,7 +62,7 @@ ArchConfig load_arch_config(const std::filesystem::path& model_dir) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(read_file(path));
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {   // parse_error, and out_of_range for a number like 1e999
     config_error("{}: invalid JSON: {}", path.string(), e.what());
   }
   return parse_arch_config(j, path.string());

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "gym/core/error.h"
+#include "gym/core/fs.h"
 #include "gym/recipes/schedule.h"
 #include "recipes/zero.h"
 
@@ -117,7 +118,19 @@ void Optimization::save(const std::filesystem::path& dir) const {
   }
   archive.write("gym_skipped_steps", torch::tensor(skipped_));
   archive.write("gym_consecutive_nonfinite", torch::tensor(consecutive_nonfinite_));
-  archive.save_to((dir / "optimizer.pt").string());
+  save_archive(archive, dir / "optimizer.pt");
+}
+
+void save_archive(torch::serialize::OutputArchive& archive, const std::filesystem::path& path) {
+  write_file_atomic_stream(path, [&](const WriteChunk& write) {
+    // Always "written": after a failed write the rest is dropped and write_file_atomic_stream
+    // reports the OS reason. A short count would make LibTorch throw, and its writer's destructor
+    // throws again while unwinding (std::terminate).
+    archive.save_to([&](const void* data, size_t n) -> size_t {
+      write(data, n);
+      return n;
+    });
+  });
 }
 
 void Optimization::load(const std::filesystem::path& dir) {

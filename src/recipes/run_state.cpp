@@ -84,7 +84,7 @@ void save_checkpoint(const config::ResolvedConfig& rc, TrainModel& tm, const Opt
       for (size_t r = 0; rank_device_rng.size() > 1 && r < rank_device_rng.size(); ++r)
         rng.write("cuda_rank_" + std::to_string(r), rank_device_rng[r]);
     }
-    rng.save_to((tmp / "rng_state.pt").string());
+    save_archive(rng, tmp / "rng_state.pt");
     // trainer_state.json last: list_checkpoints only counts folders that have it.
     write_file_atomic(tmp / "trainer_state.json", trainer_state_json(c, state, log, total_steps).dump(2) + "\n");
   });
@@ -92,35 +92,7 @@ void save_checkpoint(const config::ResolvedConfig& rc, TrainModel& tm, const Opt
 }
 
 RunState load_checkpoint(const fs::path& dir, TrainModel& tm, Optimization& opt, int64_t rank, int64_t world) {
-  const auto state_path = dir / "trainer_state.json";
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_file(state_path));
-  } catch (const nlohmann::json::parse_error& e) {
-    config_error("{}: invalid JSON: {}", state_path.string(), e.what());
-  }
-  // Every field typed and in range before anything is restored.
-  if (!j.is_object()) config_error("{}: expected a JSON object", state_path.string());
-  auto count = [&](const char* key, bool required) -> int64_t {
-    if (!j.contains(key)) {
-      if (required) config_error("{}: missing field '{}'", state_path.string(), key);
-      return 0;
-    }
-    if (!j[key].is_number_integer() || j[key].get<int64_t>() < 0)
-      config_error("{}: field '{}' must be a non-negative integer, got {}", state_path.string(), key, j[key].dump());
-    return j[key].get<int64_t>();
-  };
-  RunState s;
-  s.global_step = count("global_step", true);
-  s.tokens_seen = count("num_input_tokens_seen", false);
-  if (j.contains("epoch") && !(j["epoch"].is_number() && j["epoch"].get<double>() >= 0 && std::isfinite(j["epoch"].get<double>())))
-    config_error("{}: field 'epoch' must be a non-negative number, got {}", state_path.string(), j["epoch"].dump());
-  s.epoch = j.contains("epoch") ? j["epoch"].get<double>() : 0.0;
-  for (const char* key : {"gym_data_state", "gym_extra"})
-    if (j.contains(key) && !j[key].is_object() && !j[key].is_null())
-      config_error("{}: field '{}' must be an object", state_path.string(), key);
-  s.data_state = j.value("gym_data_state", nlohmann::json());
-  s.extra = j.contains("gym_extra") && j["gym_extra"].is_object() ? j["gym_extra"] : nlohmann::json::object();
+  RunState s = read_run_state(dir / "trainer_state.json");
   load_trained(tm, dir);
   opt.load(dir);
   const auto rng_path = dir / "rng_state.pt";
@@ -177,9 +149,6 @@ void finish_outputs(const config::ResolvedConfig& rc, TrainModel& tm, const RunS
   const auto& c = rc.config;
   const fs::path out = c.output.output_dir;
   save_trained(tm, c, out);
-  auto final_state = trainer_state_json(c, state, log, total_steps);
-  final_state["gym_finished"] = state.global_step >= total_steps;   // a rerun does not train again
-  write_file_atomic(out / "trainer_state.json", final_state.dump(2) + "\n");
   double loss_sum = 0;
   int n = 0;
   for (const auto& l : log.history())
@@ -203,6 +172,11 @@ void finish_outputs(const config::ResolvedConfig& rc, TrainModel& tm, const RunS
         spdlog::info("wrote {}", (out / ("training_" + name + ".svg")).string());
     }
   }
+  // Last: it marks the run finished (a rerun does not train again), so a write that failed before
+  // it (a full disk) leaves a run that the same command completes.
+  auto final_state = trainer_state_json(c, state, log, total_steps);
+  final_state["gym_finished"] = state.global_step >= total_steps;
+  write_file_atomic(out / "trainer_state.json", final_state.dump(2) + "\n");
 }
 
 }  // namespace gym::recipes

@@ -13,6 +13,7 @@
 
 #include "gym/core/error.h"
 #include "gym/core/fs.h"
+#include "gym/core/json.h"
 #include "tokenizer/bytes_map.h"
 
 namespace gym::tokenizer {
@@ -181,13 +182,17 @@ Tokenizer Tokenizer::from_dir(const std::filesystem::path& dir) {
   try {
     t = nlohmann::json::parse(read_file(tj));
     if (std::filesystem::exists(dir / "tokenizer_config.json")) c = nlohmann::json::parse(read_file(dir / "tokenizer_config.json"));
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {   // parse_error, and out_of_range for a number like 1e999
     config_error("{}: invalid JSON: {}", dir.string(), e.what());
   }
   return from_json(t, c, tj.string());
 }
 
 Tokenizer Tokenizer::from_json(const nlohmann::json& t, const nlohmann::json& cfg, const std::string& source) {
+  return json_reader(source, [&] { return from_json_unchecked(t, cfg, source); });
+}
+
+Tokenizer Tokenizer::from_json_unchecked(const nlohmann::json& t, const nlohmann::json& cfg, const std::string& source) {
   auto impl = std::make_shared<Impl>();
   // normalizer: null or NFC
   if (t.contains("normalizer") && !t["normalizer"].is_null()) {

@@ -45,6 +45,10 @@ std::vector<std::string> clear_previous_outputs(const fs::path& output_dir);
 // True when output_dir holds the final outputs of a run that reached its last step.
 bool holds_finished_run(const fs::path& output_dir);
 
+// Removes the top-level "*.tmp.*" entries of output_dir: temporary files and folders of writes that
+// were interrupted (kill -9, a full disk). Call it holding the lock: no other writer is running.
+void remove_temporaries(const fs::path& output_dir);
+
 // Top-level names in a folder (empty when it does not exist).
 std::set<std::string> entry_names(const fs::path& dir);
 

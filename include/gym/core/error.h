@@ -12,11 +12,16 @@ enum class ErrorKind { Config, Runtime };
 
 class Error : public std::runtime_error {
  public:
-  Error(ErrorKind kind, const std::string& message) : std::runtime_error(message), kind_(kind) {}
+  // NUL bytes (from a file's key or value) are written as \0: what() is a C string and would end there.
+  Error(ErrorKind kind, const std::string& message) : std::runtime_error(without_nul(message)), kind_(kind) {}
   ErrorKind kind() const { return kind_; }
   int exit_code() const { return kind_ == ErrorKind::Config ? 2 : 1; }
 
  private:
+  static std::string without_nul(std::string s) {
+    for (size_t i = s.find('\0'); i != std::string::npos; i = s.find('\0', i + 2)) s.replace(i, 1, "\\0");
+    return s;
+  }
   ErrorKind kind_;
 };
 

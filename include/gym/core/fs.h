@@ -1,6 +1,8 @@
 // File helpers: whole-file reads and atomic writes (temp path + rename).
 #pragma once
+#include <cstddef>
 #include <filesystem>
+#include <functional>
 #include <string>
 
 namespace gym {
@@ -11,7 +13,15 @@ namespace fs = std::filesystem;
 std::string read_file(const fs::path& path);
 
 // Writes to "<path>.tmp.<pid>" then renames over path, so readers never see half a file.
+// A failure (ENOSPC, EIO, ...) is a runtime error naming the path and the OS reason; the temporary
+// file is removed and a previous file at path stays as it was.
 void write_file_atomic(const fs::path& path, const std::string& contents);
+
+// The same for contents produced piece by piece (LibTorch archives: never held twice in memory):
+// produce(write) calls write(data, n), which returns false once a write failed; the OS reason of
+// that failure is what the error reports, whatever produce throws afterwards.
+using WriteChunk = std::function<bool(const void* data, size_t n)>;
+void write_file_atomic_stream(const fs::path& path, const std::function<void(const WriteChunk& write)>& produce);
 
 // Writes a directory atomically: fill(tmp_dir) then rename tmp_dir → dir (replacing dir).
 template <typename Fill>

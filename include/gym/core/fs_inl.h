@@ -1,26 +1,45 @@
 #pragma once
 #include <unistd.h>
 
+#include <system_error>
+
 namespace gym {
+
+// A runtime error "<what> '<path>': <OS reason>" (the folder operations of write_dir_atomic).
+[[noreturn]] void fs_error(const char* what, const fs::path& path, const std::error_code& ec);
 
 template <typename Fill>
 void write_dir_atomic(const fs::path& dir, Fill&& fill) {
   fs::path tmp = dir;
   tmp += ".tmp." + std::to_string(::getpid());
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  fs::create_directories(tmp, ec);
+  if (ec) fs_error("cannot create folder", tmp, ec);
   try {
     fill(tmp);
   } catch (...) {
-    std::error_code ec;
     fs::remove_all(tmp, ec);   // a failed write leaves no temporary folder behind
     throw;
   }
   fs::path old = dir;
-  old += ".old." + std::to_string(::getpid());
-  if (fs::exists(dir)) fs::rename(dir, old);
-  fs::rename(tmp, dir);
-  fs::remove_all(old);
+  old += ".tmp.old." + std::to_string(::getpid());   // ".tmp.": gym's own temporary (output_dir.h)
+  if (fs::exists(dir, ec)) {
+    fs::rename(dir, old, ec);
+    if (ec) {
+      const auto err = ec;
+      fs::remove_all(tmp, ec);
+      fs_error("cannot replace folder", dir, err);
+    }
+  }
+  fs::rename(tmp, dir, ec);
+  if (ec) {
+    const auto err = ec;
+    if (fs::exists(old)) fs::rename(old, dir, ec);   // the previous folder back in place
+    fs::remove_all(tmp, ec);
+    fs_error("cannot write folder", dir, err);
+  }
+  fs::remove_all(old, ec);
 }
 
 }  // namespace gym

@@ -2,6 +2,7 @@
 // decay / no-decay groups, the LR schedule, gradient clipping, and skipping non-finite steps.
 #pragma once
 #include <torch/optim/adamw.h>
+#include <torch/serialize/output-archive.h>
 #include <torch/types.h>
 
 #include <filesystem>
@@ -16,6 +17,10 @@
 namespace gym::recipes {
 
 class ZeroShards;
+
+// Saves a LibTorch archive through write_file_atomic_stream: atomic, and a failed write (disk
+// full) is an error naming the file and the OS reason, where LibTorch says only "file write failed".
+void save_archive(torch::serialize::OutputArchive& archive, const std::filesystem::path& path);
 
 struct StepOutcome {
   bool applied = true;       // false: skipped because the loss or a gradient was not finite

@@ -27,6 +27,9 @@ void save_checkpoint(const config::ResolvedConfig& rc, TrainModel& tm, const Opt
                      const metrics::TrainerLog& log, int64_t total_steps, const std::vector<torch::Tensor>& rank_rng = {},
                      const std::vector<torch::Tensor>& rank_device_rng = {});
 
+// Reads and checks a checkpoint's trainer_state.json (config error naming the file and field).
+RunState read_run_state(const std::filesystem::path& state_path);
+
 // Restores weights, optimizer, RNG and returns the run state of a checkpoint folder.
 // rank/world: this process's place; it takes its own RNG state when the checkpoint has one for
 // the same world size, else rank 0's (with a warning: another world size is not bit-identical).

@@ -40,6 +40,8 @@ class Tokenizer {
   bool is_special(int64_t id) const;
 
  private:
+  static Tokenizer from_json_unchecked(const nlohmann::json& tokenizer_json, const nlohmann::json& tokenizer_config,
+                                       const std::string& source);
   struct Impl;
   std::shared_ptr<const Impl> impl_;
   std::vector<AddedToken> added_;
