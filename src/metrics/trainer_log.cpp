@@ -56,7 +56,18 @@ void TrainerLog::log(int64_t step, double epoch, const std::map<std::string, dou
   j["remaining_time"] = format_hms(remaining);
   out_ << j.dump() << "\n";
   out_.flush();
+  if (tensorboard_) {
+    std::map<std::string, float> scalars;
+    for (auto it = j.begin(); it != j.end(); ++it)
+      if (it->is_number() && it.key() != "current_steps" && it.key() != "total_steps" && it.key() != "percentage")
+        scalars[tensorboard_tag(it.key())] = it->get<float>();
+    tensorboard_->add_scalars(step, scalars);
+  }
   history_.push_back(std::move(j));
+}
+
+void TrainerLog::enable_tensorboard(const std::filesystem::path& logging_dir) {
+  tensorboard_ = std::make_unique<EventWriter>(logging_dir);
 }
 
 Progress::Progress(int64_t total_steps) : total_(total_steps), tty_(::isatty(STDERR_FILENO) != 0) {}

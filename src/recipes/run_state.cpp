@@ -1,6 +1,7 @@
 #include "gym/recipes/run_state.h"
 
 #include <spdlog/spdlog.h>
+#include <algorithm>
 #include <cmath>
 #include <torch/serialize.h>
 
@@ -15,6 +16,14 @@ namespace gym::recipes {
 namespace fs = std::filesystem;
 
 namespace {
+
+// HF's TrainerState.stateful_callbacks entry of EarlyStoppingCallback (its counter survives resume).
+nlohmann::json early_stopping_callback_json(const config::TrainConfig& c, const RunState& s) {
+  if (c.eval.early_stopping_patience <= 0) return nlohmann::json::object();
+  return {{"EarlyStoppingCallback",
+           {{"args", {{"early_stopping_patience", c.eval.early_stopping_patience}, {"early_stopping_threshold", c.eval.early_stopping_threshold}}},
+            {"attributes", {{"early_stopping_patience_counter", s.early_stopping_patience_counter}}}}}};
+}
 
 nlohmann::json trainer_state_json(const config::TrainConfig& c, const RunState& s, const metrics::TrainerLog& log,
                                   int64_t total_steps) {
@@ -36,8 +45,11 @@ nlohmann::json trainer_state_json(const config::TrainConfig& c, const RunState& 
           {"num_input_tokens_seen", s.tokens_seen},
           {"total_flos", 0},
           {"log_history", history},
-          {"best_metric", nullptr},
-          {"best_model_checkpoint", nullptr},
+          {"best_metric", s.best_metric ? nlohmann::json(*s.best_metric) : nlohmann::json()},
+          {"best_global_step", s.best_global_step ? nlohmann::json(s.best_global_step) : nlohmann::json()},
+          {"best_model_checkpoint", s.best_model_checkpoint.empty() ? nlohmann::json() : nlohmann::json(s.best_model_checkpoint)},
+          {"eval_steps", c.eval.during_training() ? nlohmann::json(c.eval.steps) : nlohmann::json()},
+          {"stateful_callbacks", early_stopping_callback_json(c, s)},
           {"is_local_process_zero", true},
           {"is_world_process_zero", true},
           {"gym_data_state", s.data_state},
@@ -81,7 +93,8 @@ void save_checkpoint(const config::ResolvedConfig& rc, TrainModel& tm, const Opt
     // trainer_state.json last: list_checkpoints only counts folders that have it.
     write_file_atomic(tmp / "trainer_state.json", trainer_state_json(c, state, log, total_steps).dump(2) + "\n");
   });
-  if (c.output.save_total_limit) checkpoint::rotate_checkpoints(c.output.output_dir, *c.output.save_total_limit);
+  if (c.output.save_total_limit)
+    checkpoint::rotate_checkpoints(c.output.output_dir, *c.output.save_total_limit, state.best_model_checkpoint);
 }
 
 RunState load_checkpoint(const fs::path& dir, TrainModel& tm, Optimization& opt, int64_t rank, int64_t world) {
@@ -114,6 +127,19 @@ RunState load_checkpoint(const fs::path& dir, TrainModel& tm, Optimization& opt,
       config_error("{}: field '{}' must be an object", state_path.string(), key);
   s.data_state = j.value("gym_data_state", nlohmann::json());
   s.extra = j.contains("gym_extra") && j["gym_extra"].is_object() ? j["gym_extra"] : nlohmann::json::object();
+  if (j.contains("best_metric") && !j["best_metric"].is_null()) {
+    if (!j["best_metric"].is_number()) config_error("{}: field 'best_metric' must be a number or null", state_path.string());
+    s.best_metric = j["best_metric"].get<double>();
+  }
+  if (j.contains("best_global_step") && !j["best_global_step"].is_null()) s.best_global_step = count("best_global_step", false);
+  if (j.contains("best_model_checkpoint") && !j["best_model_checkpoint"].is_null()) {
+    if (!j["best_model_checkpoint"].is_string()) config_error("{}: field 'best_model_checkpoint' must be a string or null", state_path.string());
+    s.best_model_checkpoint = j["best_model_checkpoint"].get<std::string>();
+  }
+  const auto counter = j.contains("stateful_callbacks") && j["stateful_callbacks"].is_object()
+                           ? j["stateful_callbacks"].value("/EarlyStoppingCallback/attributes/early_stopping_patience_counter"_json_pointer, nlohmann::json())
+                           : nlohmann::json();
+  if (counter.is_number_integer() && counter.get<int64_t>() >= 0) s.early_stopping_patience_counter = counter.get<int64_t>();
   load_trained(tm, dir);
   opt.load(dir);
   const auto rng_path = dir / "rng_state.pt";
@@ -147,8 +173,14 @@ void finish_run(const config::ResolvedConfig& rc, TrainModel& tm, const RunState
   const auto& c = rc.config;
   const fs::path out = c.output.output_dir;
   // A run that did not learn anything usable ends with exit 1, and its outputs are not written.
-  if (!log.history().empty()) {
-    const auto& last = log.history().back();
+  // the last training line (evaluation lines carry eval_* metrics only)
+  auto train_line = std::find_if(log.history().rbegin(), log.history().rend(), [](const nlohmann::json& l) {
+    for (auto it = l.begin(); it != l.end(); ++it)
+      if (it.key().rfind("eval_", 0) == 0) return false;
+    return true;
+  });
+  if (train_line != log.history().rend()) {
+    const auto& last = *train_line;
     if (last.contains("loss") && !(last["loss"].is_number() && std::isfinite(last["loss"].get<double>())))
       runtime_error("the last logged loss (step {}) is not finite: the adapter is not saved; lower learning_rate or check the "
                     "data, then rerun (checkpoints before the divergence are kept)",
@@ -166,7 +198,7 @@ void finish_outputs(const config::ResolvedConfig& rc, TrainModel& tm, const RunS
   const fs::path out = c.output.output_dir;
   save_trained(tm, c, out);
   auto final_state = trainer_state_json(c, state, log, total_steps);
-  final_state["gym_finished"] = state.global_step >= total_steps;   // a rerun does not train again
+  final_state["gym_finished"] = state.global_step >= total_steps || state.stopped_early;   // a rerun does not train again
   write_file_atomic(out / "trainer_state.json", final_state.dump(2) + "\n");
   double loss_sum = 0;
   int n = 0;
@@ -180,9 +212,14 @@ void finish_outputs(const config::ResolvedConfig& rc, TrainModel& tm, const RunS
                             {"train_steps_per_second", runtime > 0 ? state.global_step / runtime : 0.0},
                             {"num_input_tokens_seen", state.tokens_seen}};
   write_file_atomic(out / "train_results.json", results.dump(2) + "\n");
+  if (!state.final_eval.empty()) {   // do_eval: as LLaMA-Factory's trainer.save_metrics("eval", ...)
+    nlohmann::json eval = {{"epoch", state.epoch}};
+    for (const auto& [k, v] : state.final_eval) eval[k] = v, results[k] = v;
+    write_file_atomic(out / "eval_results.json", eval.dump(2) + "\n");
+  }
   write_file_atomic(out / "all_results.json", results.dump(2) + "\n");
   if (c.output.plot_loss) {
-    for (const char* key : {"loss", "reward", "kl", "aux_loss"}) {
+    for (const char* key : {"loss", "eval_loss", "reward", "eval_reward", "kl", "aux_loss"}) {
       std::vector<double> steps, values;
       for (const auto& l : log.history())
         if (l.contains(key)) steps.push_back(l["current_steps"].get<double>()), values.push_back(l[key].get<double>());
