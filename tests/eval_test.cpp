@@ -407,11 +407,12 @@ TEST(SftEval, UnknownEvalDatasetIsAConfigError) {
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("eval_dataset"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("no_such_set"), std::string::npos) << r.output;
-  // a registered eval_dataset is read as given (here the training set itself: 2561 rows, max_samples 12)
+  // a registered eval_dataset is read as given (here the training set itself, max_samples 40)
   r = test::run_gym("train " + kTiny + "/sft_tiny.yaml --max_steps 4 --eval_dataset arithmetic_sft --max_samples 40 "
-                    "--eval_strategy steps --eval_steps 2 --plot_loss false --output_dir " + out.string());
+                    "--eval_strategy steps --eval_steps 2 --plot_loss false --output_dir " + out.string() + "_named");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_EQ(eval_losses(test::read_log(out)).size(), 2u);
+  EXPECT_EQ(eval_losses(test::read_log(out.string() + "_named")).size(), 2u);
+  fs::remove_all(out.string() + "_named");
 }
 
 TEST(RlEval, GreedyEvalRewardMatchesAnIndependentRollout) {
