@@ -386,7 +386,9 @@ TEST(SftEval, KillAndResumeIsBitIdenticalWithEvaluation) {
   ASSERT_EQ(la.size(), lb.size());
   for (size_t i = 0; i < la.size(); ++i)
     for (const char* k : {"loss", "eval_loss", "grad_norm"})
-      if (la[i].contains(k)) EXPECT_EQ(la[i][k], lb[i][k]) << k << " line " << i;
+      if (la[i].contains(k)) {
+        EXPECT_EQ(la[i][k], lb[i][k]) << k << " line " << i;
+      }
   const auto sa = nlohmann::json::parse(read_file(a / "trainer_state.json")), sb = nlohmann::json::parse(read_file(b / "trainer_state.json"));
   EXPECT_EQ(sa["best_metric"], sb["best_metric"]);
   EXPECT_EQ(fs::path(sa["best_model_checkpoint"].get<std::string>()).filename(), fs::path(sb["best_model_checkpoint"].get<std::string>()).filename());
@@ -464,6 +466,9 @@ TEST(RlEval, GreedyEvalRewardMatchesAnIndependentRollout) {
   ASSERT_EQ(files.size(), 1u);
   bool found = false;
   for (const auto& e : read_events(files[0]))
-    if (e.step == 2 && e.scalars.count("eval/reward")) found = true, EXPECT_EQ(e.scalars.at("eval/reward"), static_cast<float>(mean));
+    if (e.step == 2 && e.scalars.count("eval/reward")) {
+      found = true;
+      EXPECT_EQ(e.scalars.at("eval/reward"), static_cast<float>(mean));
+    }
   EXPECT_TRUE(found);
 }
