@@ -3,7 +3,6 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
 #include <regex>
 
 #include "gym/checkpoint/output_dir.h"
@@ -42,17 +41,8 @@ std::optional<fs::path> latest_checkpoint(const fs::path& output_dir) {
   return all.back().second;
 }
 
-void rotate_checkpoints(const fs::path& output_dir, int64_t keep, const fs::path& protect) {
+void rotate_checkpoints(const fs::path& output_dir, int64_t keep) {
   auto all = list_checkpoints(output_dir);
-  if (!protect.empty() && all.size() > 1) {
-    auto it = std::find_if(all.begin(), all.end(), [&](const auto& c) { return c.second.filename() == protect.filename(); });
-    if (it != all.end() && it + 1 != all.end()) {
-      auto best = *it;
-      all.erase(it);
-      all.insert(all.end() - 1, best);
-      keep = std::max<int64_t>(keep, 2);
-    }
-  }
   for (size_t i = 0; i + static_cast<size_t>(std::max<int64_t>(keep, 0)) < all.size(); ++i) {
     spdlog::info("removing old checkpoint {} (save_total_limit {})", all[i].second.string(), keep);
     fs::remove_all(all[i].second);

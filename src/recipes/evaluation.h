@@ -7,6 +7,7 @@
 // and the sums are all-reduced, so every rank gets the same metrics and takes the same decisions
 // (best checkpoint, early stop) without a broadcast. Evaluation uses no random numbers (no
 // dropout, greedy decoding), so a resumed run stays bit-identical.
+// Implemented in recipes/run_state.cpp.
 #pragma once
 #include <filesystem>
 #include <map>

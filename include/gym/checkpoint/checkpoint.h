@@ -18,9 +18,7 @@ std::vector<std::pair<int64_t, fs::path>> list_checkpoints(const fs::path& outpu
 std::optional<fs::path> latest_checkpoint(const fs::path& output_dir);
 
 // Deletes the oldest checkpoints beyond `keep`.
-// protect: the best checkpoint (load_best_model_at_end): as HF's _sorted_checkpoints, it is moved
-// next to the latest and so kept (with keep 1, the best and the latest are both kept).
-void rotate_checkpoints(const fs::path& output_dir, int64_t keep, const fs::path& protect = {});
+void rotate_checkpoints(const fs::path& output_dir, int64_t keep);
 
 // What a run does at start, following LLaMA-Factory / HF Trainer:
 // - resume_from_checkpoint: a path, or "true" for the latest in output_dir (error if none);
