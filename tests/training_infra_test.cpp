@@ -438,7 +438,7 @@ TEST(SftEval, LoadBestModelAtEndKeepsTheArgminCheckpoint) {
   // the logged eval losses, it survives save_total_limit, and the final adapter is its adapter.
   const auto out = test::fresh_dir("eval_best", false);
   auto r = test::run_gym(kSft + "--max_steps 60 --logging_steps 5 --eval_strategy steps --eval_steps 10 --save_steps 10 "
-                         "--learning_rate 0.05 --lr_scheduler_type constant --warmup_ratio 0 --load_best_model_at_end true "
+                         "--learning_rate 0.02 --lr_scheduler_type constant --warmup_ratio 0 --load_best_model_at_end true "
                          "--save_total_limit 1 --output_dir " + out.string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto evals = eval_losses(test::read_log(out));
