@@ -362,7 +362,15 @@ TEST(ConfigEval, KeysDefaultsAndUnsupportedCombinations) {
   expect_error(base, {"--val_size", "3", "--load_best_model_at_end", "true"}, {"load_best_model_at_end", "eval_strategy"});
   expect_error(base, {"--val_size", "3", "--early_stopping_patience", "2"}, {"early_stopping_patience", "eval_strategy"});
   expect_error(base, {"--val_size", "3", "--eval_strategy", "steps", "--early_stopping_patience", "0"}, {"early_stopping_patience"});
-  expect_error(base, {"--val_size", "3", "--eval_strategy", "steps", "--early_stopping_threshold", "0.1"}, {"early_stopping_threshold"});
+  expect_error(base, {"--val_size", "3", "--eval_strategy", "steps", "--early_stopping_patience", "2", "--early_stopping_threshold", "-1"},
+               {"early_stopping_threshold"});
+  // the resolved config (gym_config.yaml: every key written out) loads again
+  const auto full = config::load_config_from_string(base, {"--val_size", "3", "--eval_strategy", "steps", "--eval_steps", "5", "--save_steps", "10",
+                                                           "--load_best_model_at_end", "true", "--early_stopping_patience", "3"});
+  const auto again = config::load_config_from_string(full.to_yaml(), {}).config;
+  EXPECT_EQ(again.eval.early_stopping_patience, 3);
+  EXPECT_EQ(again.eval.metric_for_best_model, "eval_loss");
+  EXPECT_EQ(again.eval.steps, 5);
   expect_error(base, {"--val_size", "3", "--eval_strategy", "steps", "--metric_for_best_model", "accuracy"},
                {"metric_for_best_model", "accuracy", "eval_loss"});
   expect_error(base, {"--val_size", "3", "--eval_strategy", "steps", "--per_device_eval_batch_size", "0"}, {"per_device_eval_batch_size"});

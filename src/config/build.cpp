@@ -188,8 +188,6 @@ TrainConfig build_config(Values& v, std::vector<std::string>& warnings) {
     config_error("{}: early_stopping_patience must be positive, got {}", where(v, "early_stopping_patience"), v.get_int("early_stopping_patience"));
   if (!(v.get_float("early_stopping_threshold") >= 0) || !std::isfinite(v.get_float("early_stopping_threshold")))
     config_error("{}: early_stopping_threshold must be >= 0", where(v, "early_stopping_threshold"));
-  if (v.explicitly_set("early_stopping_threshold") && !early_stopping)
-    config_error("{}: early_stopping_threshold needs early_stopping_patience", where(v, "early_stopping_threshold"));
   for (const char* k : {"load_best_model_at_end", "early_stopping_patience"}) {
     const bool on = std::string(k) == "load_best_model_at_end" ? v.get_bool(k) : early_stopping;
     if (on && eval_strategy == "no")
