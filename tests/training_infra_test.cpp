@@ -321,6 +321,26 @@ TEST(MetricsTensorBoard, EventFileDecodesWithAnIndependentReader) {
   EXPECT_EQ(metrics::tensorboard_tag("rewards/accuracy/mean"), "train/rewards/accuracy/mean");
 }
 
+TEST(MetricsTensorBoard, TrainerLogFeedsTheEventFile) {
+  const auto dir = test::fresh_dir("tb_log");
+  metrics::TrainerLog log(dir, 10, true);
+  log.enable_tensorboard(dir / "runs" / "x");
+  log.log(1, 0.1, {{"loss", 2.5}, {"lr", 1e-3}, {"grad_norm", 0.75}});
+  log.log(1, 0.1, {{"eval_loss", 2.25}, {"eval_runtime", 0.5}});
+  const auto files = event_files(dir / "runs");
+  ASSERT_EQ(files.size(), 1u);
+  const auto ev = read_events(files[0]);
+  ASSERT_EQ(ev.size(), 3u);
+  EXPECT_EQ(ev[1].scalars.at("train/loss"), 2.5f);
+  EXPECT_EQ(ev[1].scalars.at("train/learning_rate"), 1e-3f);
+  EXPECT_EQ(ev[1].scalars.at("train/grad_norm"), 0.75f);
+  EXPECT_EQ(ev[1].scalars.at("train/epoch"), 0.1f);
+  EXPECT_EQ(ev[1].scalars.size(), 4u);
+  EXPECT_EQ(ev[2].scalars.at("eval/loss"), 2.25f);
+  EXPECT_EQ(ev[2].scalars.at("eval/runtime"), 0.5f);
+  EXPECT_EQ(ev[2].step, 1);
+}
+
 TEST(ConfigEval, KeysDefaultsAndUnsupportedCombinations) {
   auto expect_error = [](const std::string& yaml, const std::vector<std::string>& overrides, const std::vector<std::string>& fragments) {
     try {
