@@ -341,6 +341,34 @@ TEST(MetricsTensorBoard, TrainerLogFeedsTheEventFile) {
   EXPECT_EQ(ev[2].step, 1);
 }
 
+TEST(DataEval, EvalDatasetAndValSize) {
+  config::DataArgs a;
+  a.dataset = {"arithmetic_sft"};
+  a.dataset_dir = std::string(GYM_SOURCE_DIR) + "/data";
+  auto base = data::load_datasets(a, false);
+  EXPECT_TRUE(base.eval.empty());
+  a.val_size = 24;
+  auto split = data::load_datasets(a, false);
+  ASSERT_EQ(split.eval.size(), 24u);
+  EXPECT_EQ(split.train.size() + 24, base.train.size());
+  EXPECT_EQ(split.eval[0].source, base.train[0].source);   // carved from the front of the seeded shuffle
+  a.val_size = 0;
+  a.eval_dataset = {"alpaca_demo"};
+  a.max_samples = 5;
+  auto named = data::load_datasets(a, false);
+  EXPECT_EQ(named.eval.size(), 5u);
+  EXPECT_EQ(named.train.size(), 5u);
+  a.eval_dataset = {"no_such_set"};
+  try {
+    data::load_datasets(a, false);
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.exit_code(), 2);
+    EXPECT_NE(std::string(e.what()).find("eval_dataset"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("no_such_set"), std::string::npos) << e.what();
+  }
+}
+
 TEST(ConfigEval, KeysDefaultsAndUnsupportedCombinations) {
   auto expect_error = [](const std::string& yaml, const std::vector<std::string>& overrides, const std::vector<std::string>& fragments) {
     try {
