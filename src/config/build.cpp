@@ -37,6 +37,8 @@ void derive(Values& v, const std::string& key, const std::string& value, const s
   v.set(key, YAML::Node(value), Origin{"derived", why});
 }
 
+bool rl_stage_name(const Values& v) { return v.get_string("stage") != "sft"; }
+
 // The world size comes from the launch environment (dist/env.h, the one reader of it).
 int64_t world_size_from_env() { return dist::config_world_size(); }
 
@@ -164,10 +166,62 @@ TrainConfig build_config(Values& v, std::vector<std::string>& warnings) {
   if (v.get_float("epsilon_high") < v.get_float("epsilon") && rl)
     warnings.push_back("epsilon_high is smaller than epsilon: the upper clip range is the narrower one");
 
-  // ---- report_to
+  // ---- report_to: tensorboard is written by gym itself (metrics/tensorboard.h)
   for (const auto& r : v.get_list("report_to"))
-    if (r != "none" && r != "")
-      warnings.push_back("report_to '" + r + "' is not available; metrics go to trainer_log.jsonl only");
+    if (r != "none" && r != "" && r != "tensorboard")
+      warnings.push_back("report_to '" + r + "' is not available; metrics go to trainer_log.jsonl" +
+                         std::string(r == "all" ? " (and TensorBoard only when report_to names tensorboard)" : " only"));
+
+  // ---- evaluation (HF TrainingArguments' rules, with HF's wording where HF has one)
+  one_of(v, "eval_strategy", {"no", "steps", "epoch"});
+  derive(v, "eval_steps", v.get("logging_steps").value.Scalar(), "= logging_steps");
+  positive(v, "eval_steps");
+  positive(v, "per_device_eval_batch_size");
+  const std::string eval_strategy = v.get_string("eval_strategy");
+  const bool evaluates = eval_strategy != "no" || v.get_bool("do_eval") || v.get_bool("eval_on_start");
+  const bool has_eval_data = v.get_float("val_size") > 0 || !v.get_list("eval_dataset").empty();
+  if (!v.get_list("eval_dataset").empty() && v.get_float("val_size") > 0)
+    config_error("{}: val_size cannot be set together with eval_dataset (the eval split comes from one of them, as in LLaMA-Factory)", where(v, "val_size"));
+  if (evaluates && !has_eval_data) {
+    const char* key = eval_strategy != "no" ? "eval_strategy" : v.get_bool("do_eval") ? "do_eval" : "eval_on_start";
+    config_error("{}: key '{}' needs an eval split: set val_size (a fraction < 1 or a row count) or eval_dataset", where(v, key), key);
+  }
+  const bool early_stopping = !v.is_null("early_stopping_patience");
+  if (early_stopping && v.get_int("early_stopping_patience") <= 0)
+    config_error("{}: early_stopping_patience must be positive, got {}", where(v, "early_stopping_patience"), v.get_int("early_stopping_patience"));
+  if (!(v.get_float("early_stopping_threshold") >= 0) || !std::isfinite(v.get_float("early_stopping_threshold")))
+    config_error("{}: early_stopping_threshold must be >= 0", where(v, "early_stopping_threshold"));
+  for (const char* k : {"load_best_model_at_end", "early_stopping_patience"}) {
+    const bool on = std::string(k) == "load_best_model_at_end" ? v.get_bool(k) : early_stopping;
+    if (on && eval_strategy == "no")
+      config_error("{}: {} needs evaluations during training: set eval_strategy steps (and val_size or eval_dataset)", where(v, k), k);
+  }
+  if (v.get_bool("load_best_model_at_end")) {
+    if (eval_strategy != "steps")
+      config_error("{}: load_best_model_at_end needs eval_strategy steps: gym saves checkpoints every save_steps (HF: the save and "
+                   "evaluation strategy need to match)", where(v, "eval_strategy"));
+    const double es = v.get_float("eval_steps");
+    if (es >= 1) {
+      const int64_t save = v.get_int("save_steps");
+      if (es != std::floor(es) || save % static_cast<int64_t>(es) != 0)
+        config_error("{}: load_best_model_at_end requires the saving steps to be a round multiple of the evaluation steps, but "
+                     "found {}, which is not a round multiple of {}", where(v, "save_steps"), save, v.get("eval_steps").value.Scalar());
+    }
+  }
+  std::string best_metric;
+  bool greater = false;
+  if (v.get_bool("load_best_model_at_end") || early_stopping || !v.is_null("metric_for_best_model")) {
+    best_metric = v.is_null("metric_for_best_model") ? (rl_stage_name(v) ? "reward" : "loss") : v.get_string("metric_for_best_model");
+    if (best_metric.rfind("eval_", 0) == 0) best_metric = best_metric.substr(5);
+    const std::set<std::string> known = rl_stage_name(v) ? std::set<std::string>{"reward", "reward_std"} : std::set<std::string>{"loss"};
+    if (!known.count(best_metric))
+      config_error("{}: metric_for_best_model '{}' is not an eval metric of stage {} (it logs {})", where(v, "metric_for_best_model"),
+                   v.get_string("metric_for_best_model"), v.get_string("stage"),
+                   rl_stage_name(v) ? "eval_reward, eval_reward_std" : "eval_loss");
+    best_metric = "eval_" + best_metric;
+    greater = v.is_null("greater_is_better") ? best_metric.size() < 4 || best_metric.substr(best_metric.size() - 4) != "loss"
+                                             : v.get_bool("greater_is_better");
+  }
 
   // ---- fill the structs
   auto& m = c.model;
@@ -272,6 +326,19 @@ TrainConfig build_config(Values& v, std::vector<std::string>& warnings) {
   o.resume_from_checkpoint = v.get_string("resume_from_checkpoint");
   o.plot_loss = v.get_bool("plot_loss");
   o.report_to = v.get_list("report_to");
+  o.logging_dir = v.get_string("logging_dir");
+
+  auto& e = c.eval;
+  e.strategy = eval_strategy;
+  e.steps = v.get_float("eval_steps");
+  e.per_device_batch_size = v.get_int("per_device_eval_batch_size");
+  e.do_eval = v.get_bool("do_eval");
+  e.on_start = v.get_bool("eval_on_start");
+  e.load_best_model_at_end = v.get_bool("load_best_model_at_end");
+  e.metric_for_best_model = best_metric;
+  e.greater_is_better = greater;
+  e.early_stopping_patience = early_stopping ? v.get_int("early_stopping_patience") : 0;
+  e.early_stopping_threshold = v.get_float("early_stopping_threshold");
 
   auto& ds = c.dist;
   ds.deepspeed = v.get_string("deepspeed");

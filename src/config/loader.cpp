@@ -61,6 +61,7 @@ struct Reader {
         {"num_epochs", "num_train_epochs"},   {"lr_scheduler", "lr_scheduler_type"},
         {"sequence_len", "cutoff_len"},       {"lora_r", "lora_rank"},
         {"val_set_size", "val_size"},         {"chat_template", "template"},
+        {"evaluation_strategy", "eval_strategy"},
         {"lr", "learning_rate"},              {"rl_beta", "beta"},
         {"max_prompt_len", "max_prompt_length"}, {"load_in_4bit_blocksize", "quantization_blocksize"},
         {"bnb_4bit_use_double_quant", "double_quantization"}};

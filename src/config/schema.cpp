@@ -106,7 +106,19 @@ const std::vector<KeyDef>& key_table() {
       {"save_total_limit", "output", K::Int, "null", "Keep at most this many checkpoints."},
       {"resume_from_checkpoint", "output", K::String, "null", "A checkpoint folder, or true for the latest in output_dir."},
       {"plot_loss", "output", K::Bool, "false", "Write training_loss.svg (and reward plots for RL)."},
-      {"report_to", "output", K::List, "none", "Loggers: none (trainer_log.jsonl is always written)."},
+      {"report_to", "output", K::List, "none", "Loggers: none or tensorboard (event files under logging_dir, tags as the HF TensorBoard callback: train/loss, train/learning_rate, eval/loss, ...); trainer_log.jsonl is always written."},
+      {"logging_dir", "output", K::String, "null", "TensorBoard folder; default output_dir/runs/<date>_<host> (a new one per run, as HF)."},
+      // evaluation
+      {"eval_strategy", "evaluation", K::String, "no", "When to evaluate during training: no, steps (every eval_steps) or epoch (at each epoch's end). Needs val_size or eval_dataset."},
+      {"eval_steps", "evaluation", K::Float, "null", "Evaluate every N steps (< 1: fraction of total steps); default logging_steps."},
+      {"per_device_eval_batch_size", "evaluation", K::Int, "8", "Eval micro-batch size per process (SFT; RL evaluates one prompt at a time)."},
+      {"do_eval", "evaluation", K::Bool, "false", "Evaluate once more after training: eval_results.json, merged into all_results.json."},
+      {"eval_on_start", "evaluation", K::Bool, "false", "Evaluate before the first step (a fresh run only)."},
+      {"load_best_model_at_end", "evaluation", K::Bool, "false", "At the end, the saved weights are those of the checkpoint with the best metric_for_best_model (needs eval_strategy steps and save_steps a multiple of eval_steps, as HF)."},
+      {"metric_for_best_model", "evaluation", K::String, "null", "loss (SFT: eval_loss) or reward / reward_std (RL: eval_reward, eval_reward_std); the eval_ prefix is optional. Default loss (SFT), reward (RL)."},
+      {"greater_is_better", "evaluation", K::Bool, "null", "Whether a larger metric is better; default false for a metric ending in loss, else true (HF)."},
+      {"early_stopping_patience", "evaluation", K::Int, "null", "Stop when the metric failed to improve by more than early_stopping_threshold for this many evaluations in a row (HF's EarlyStoppingCallback)."},
+      {"early_stopping_threshold", "evaluation", K::Float, "0.0", "The improvement over the best metric that counts for early stopping."},
       // distributed
       {"deepspeed", "distributed", K::String, "null", "DeepSpeed JSON (stage 0/2/3; \"auto\" fields resolve from this config)."},
       {"ddp_backend", "distributed", K::String, "auto", "auto (NCCL on GPU, Gloo on CPU), gloo or nccl."},
@@ -161,12 +173,10 @@ bool is_known_foreign_key(const std::string& name) {
       "ddp_find_unused_parameters", "print_param_status", "moe_aux_loss_coef", "cache_dir",
       "model_revision", "infer_dtype", "vllm_maxlen", "use_fast_tokenizer", "resize_vocab",
       // HF TrainingArguments
-      "do_train", "do_eval", "do_predict", "save_only_model", "eval_strategy", "evaluation_strategy",
-      "eval_steps", "per_device_eval_batch_size", "save_strategy", "logging_dir", "logging_first_step",
+      "do_train", "do_predict", "save_only_model", "save_strategy", "logging_first_step",
       "logging_strategy", "run_name", "optim", "tf32", "dataloader_num_workers", "dataloader_pin_memory",
       "remove_unused_columns", "push_to_hub", "hub_model_id", "log_level", "torch_compile",
-      "gradient_checkpointing_kwargs", "load_best_model_at_end", "metric_for_best_model",
-      "greater_is_better", "label_names", "include_num_input_tokens_seen", "disable_tqdm",
+      "gradient_checkpointing_kwargs", "label_names", "include_num_input_tokens_seen", "disable_tqdm",
       "save_safetensors", "local_rank", "full_determinism", "data_seed", "group_by_length",
       "ignore_data_skip", "prediction_loss_only", "eval_accumulation_steps",
       // TRL GRPOConfig
@@ -185,7 +195,7 @@ bool is_known_foreign_key(const std::string& name) {
 
 bool is_group_name(const std::string& name) {
   static const std::set<std::string> groups = {"trl", "model", "method", "lora", "quantization", "data",
-                                               "rl", "training", "train", "output", "distributed"};
+                                               "rl", "training", "train", "output", "evaluation", "distributed"};
   return groups.count(name) > 0;
 }
 

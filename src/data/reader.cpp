@@ -251,6 +251,21 @@ Splits load_datasets(const config::DataArgs& args, bool prompt_only) {
   if (n_eval >= all.size()) config_error("val_size {} leaves no training rows ({} rows in total)", args.val_size, all.size());
   s.eval.assign(all.begin(), all.begin() + static_cast<long>(n_eval));
   s.train.assign(all.begin() + static_cast<long>(n_eval), all.end());
+  // eval_dataset: read as given (max_samples per dataset, no shuffle: the order does not matter to
+  // a mean); the training rows and their order are untouched.
+  for (const auto& name : args.eval_dataset) {
+    std::vector<Conversation> rows;
+    try {
+      rows = read_dataset(resolve_dataset(name, args.dataset_dir), prompt_only);
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::Config) throw;
+      config_error("key 'eval_dataset': {}", e.what());
+    }
+    if (args.max_samples && static_cast<int64_t>(rows.size()) > *args.max_samples) rows.resize(static_cast<size_t>(*args.max_samples));
+    if (rows.empty()) config_error("key 'eval_dataset': dataset '{}' has no usable rows", name);
+    spdlog::info("eval dataset '{}': {} rows", name, rows.size());
+    std::move(rows.begin(), rows.end(), std::back_inserter(s.eval));
+  }
   return s;
 }
 

@@ -1,6 +1,9 @@
 #include "gym/recipes/run_state.h"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <chrono>
+#include <algorithm>
 #include <cmath>
 #include <torch/serialize.h>
 
@@ -9,13 +12,25 @@
 #include "gym/core/error.h"
 #include "gym/core/fs.h"
 #include "gym/metrics/plot.h"
+#include "gym/data/sampler.h"
+#include "gym/dist/comm.h"
 #include "gym/ops/ops.h"
+#include "recipes/evaluation.h"
+#include "recipes/losses.h"
 
 namespace gym::recipes {
 
 namespace fs = std::filesystem;
 
 namespace {
+
+// HF's TrainerState.stateful_callbacks entry of EarlyStoppingCallback (its counter survives resume).
+nlohmann::json early_stopping_callback_json(const config::TrainConfig& c, const RunState& s) {
+  if (c.eval.early_stopping_patience <= 0) return nlohmann::json::object();
+  return {{"EarlyStoppingCallback",
+           {{"args", {{"early_stopping_patience", c.eval.early_stopping_patience}, {"early_stopping_threshold", c.eval.early_stopping_threshold}}},
+            {"attributes", {{"early_stopping_patience_counter", s.early_stopping_patience_counter}}}}}};
+}
 
 nlohmann::json trainer_state_json(const config::TrainConfig& c, const RunState& s, const metrics::TrainerLog& log,
                                   int64_t total_steps) {
@@ -37,12 +52,34 @@ nlohmann::json trainer_state_json(const config::TrainConfig& c, const RunState& 
           {"num_input_tokens_seen", s.tokens_seen},
           {"total_flos", 0},
           {"log_history", history},
-          {"best_metric", nullptr},
-          {"best_model_checkpoint", nullptr},
+          {"best_metric", s.best_metric ? nlohmann::json(*s.best_metric) : nlohmann::json()},
+          {"best_global_step", s.best_global_step ? nlohmann::json(s.best_global_step) : nlohmann::json()},
+          {"best_model_checkpoint", s.best_model_checkpoint.empty() ? nlohmann::json() : nlohmann::json(s.best_model_checkpoint)},
+          {"eval_steps", c.eval.during_training() ? nlohmann::json(c.eval.steps) : nlohmann::json()},
+          {"stateful_callbacks", early_stopping_callback_json(c, s)},
           {"is_local_process_zero", true},
           {"is_world_process_zero", true},
           {"gym_data_state", s.data_state},
           {"gym_extra", s.extra}};
+}
+
+// save_total_limit with load_best_model_at_end: as HF's _sorted_checkpoints, the best checkpoint
+// moves next to the latest and so is kept (with a limit of 1, the best and the latest both stay).
+void rotate_keeping_best(const fs::path& output_dir, int64_t keep, const fs::path& best) {
+  auto all = checkpoint::list_checkpoints(output_dir);
+  if (!best.empty() && all.size() > 1) {
+    auto it = std::find_if(all.begin(), all.end(), [&](const auto& ck) { return ck.second.filename() == best.filename(); });
+    if (it != all.end() && it + 1 != all.end()) {
+      auto kept = *it;
+      all.erase(it);
+      all.insert(all.end() - 1, kept);
+      keep = std::max<int64_t>(keep, 2);
+    }
+  }
+  for (size_t i = 0; i + static_cast<size_t>(std::max<int64_t>(keep, 0)) < all.size(); ++i) {
+    spdlog::info("removing old checkpoint {} (save_total_limit {})", all[i].second.string(), keep);
+    fs::remove_all(all[i].second);
+  }
 }
 
 }  // namespace
@@ -88,7 +125,8 @@ void save_checkpoint(const config::ResolvedConfig& rc, TrainModel& tm, const Opt
     // trainer_state.json last: list_checkpoints only counts folders that have it.
     write_file_atomic(tmp / "trainer_state.json", trainer_state_json(c, state, log, total_steps).dump(2) + "\n");
   });
-  if (c.output.save_total_limit) checkpoint::rotate_checkpoints(c.output.output_dir, *c.output.save_total_limit);
+  if (c.output.save_total_limit)
+    rotate_keeping_best(c.output.output_dir, *c.output.save_total_limit, state.best_model_checkpoint);
 }
 
 RunState load_checkpoint(const fs::path& dir, TrainModel& tm, Optimization& opt, int64_t rank, int64_t world) {
@@ -131,8 +169,14 @@ void finish_run(const config::ResolvedConfig& rc, TrainModel& tm, const RunState
   const auto& c = rc.config;
   const fs::path out = c.output.output_dir;
   // A run that did not learn anything usable ends with exit 1, and its outputs are not written.
-  if (!log.history().empty()) {
-    const auto& last = log.history().back();
+  // the last training line (evaluation lines carry eval_* metrics only)
+  auto train_line = std::find_if(log.history().rbegin(), log.history().rend(), [](const nlohmann::json& l) {
+    for (auto it = l.begin(); it != l.end(); ++it)
+      if (it.key().rfind("eval_", 0) == 0) return false;
+    return true;
+  });
+  if (train_line != log.history().rend()) {
+    const auto& last = *train_line;
     if (last.contains("loss") && !(last["loss"].is_number() && std::isfinite(last["loss"].get<double>())))
       runtime_error("the last logged loss (step {}) is not finite: the adapter is not saved; lower learning_rate or check the "
                     "data, then rerun (checkpoints before the divergence are kept)",
@@ -161,9 +205,14 @@ void finish_outputs(const config::ResolvedConfig& rc, TrainModel& tm, const RunS
                             {"train_steps_per_second", runtime > 0 ? state.global_step / runtime : 0.0},
                             {"num_input_tokens_seen", state.tokens_seen}};
   write_file_atomic(out / "train_results.json", results.dump(2) + "\n");
+  if (!state.final_eval.empty()) {   // do_eval: as LLaMA-Factory's trainer.save_metrics("eval", ...)
+    nlohmann::json eval = {{"epoch", state.epoch}};
+    for (const auto& [k, v] : state.final_eval) eval[k] = v, results[k] = v;
+    write_file_atomic(out / "eval_results.json", eval.dump(2) + "\n");
+  }
   write_file_atomic(out / "all_results.json", results.dump(2) + "\n");
   if (c.output.plot_loss) {
-    for (const char* key : {"loss", "reward", "kl", "aux_loss"}) {
+    for (const char* key : {"loss", "eval_loss", "reward", "eval_reward", "kl", "aux_loss"}) {
       std::vector<double> steps, values;
       for (const auto& l : log.history())
         if (l.contains(key)) steps.push_back(l["current_steps"].get<double>()), values.push_back(l[key].get<double>());
@@ -175,8 +224,182 @@ void finish_outputs(const config::ResolvedConfig& rc, TrainModel& tm, const RunS
   // Last: it marks the run finished (a rerun does not train again), so a write that failed before
   // it (a full disk) leaves a run that the same command completes.
   auto final_state = trainer_state_json(c, state, log, total_steps);
-  final_state["gym_finished"] = state.global_step >= total_steps;
+  final_state["gym_finished"] = state.global_step >= total_steps || state.stopped_early;   // early stopping finishes a run too
   write_file_atomic(out / "trainer_state.json", final_state.dump(2) + "\n");
+}
+
+// ---- evaluation (recipes/evaluation.h): shared by the SFT and RL loops like the rest of this file
+namespace {
+double round_to(double v, double scale) { return std::round(v * scale) / scale; }
+
+// HF's speed_metrics: runtime rounded to 4 decimals, rates to 3.
+void add_speed(std::map<std::string, double>& m, double runtime, int64_t samples, int64_t steps) {
+  m["eval_runtime"] = round_to(runtime, 1e4);
+  m["eval_samples_per_second"] = runtime > 0 ? round_to(static_cast<double>(samples) / runtime, 1e3) : 0.0;
+  m["eval_steps_per_second"] = runtime > 0 ? round_to(static_cast<double>(steps) / runtime, 1e3) : 0.0;
+}
+
+// Restores the train/eval mode a block changed.
+struct EvalMode {
+  explicit EvalMode(model::CausalLMImpl& m) : m_(m), was_training_(m.is_training()) { m_.eval(); }
+  ~EvalMode() {
+    if (was_training_) m_.train();
+  }
+  model::CausalLMImpl& m_;
+  bool was_training_;
+};
+}  // namespace
+
+EvalSchedule::EvalSchedule(const config::EvalArgs& e, int64_t total_steps) : strategy_(e.strategy), total_(total_steps) {
+  // HF: a ratio < 1 is ceil(ratio × max_steps)
+  every_ = e.steps < 1 ? std::max<int64_t>(1, static_cast<int64_t>(std::ceil(e.steps * static_cast<double>(total_steps))))
+                       : static_cast<int64_t>(e.steps);
+}
+
+bool EvalSchedule::due(int64_t step, double epoch_before, double epoch_after) const {
+  if (strategy_ == "steps") return every_ > 0 && step % every_ == 0;
+  if (strategy_ == "epoch")   // the step that completed an epoch (and the last step of a fractional run)
+    return std::floor(epoch_after + 1e-9) > std::floor(epoch_before + 1e-9) || step == total_;
+  return false;
+}
+
+std::map<std::string, double> evaluate_sft(TrainModel& tm, const std::vector<data::SftExample>& examples, int64_t batch_size,
+                                           const dist::RunContext& ctx) {
+  const auto start = std::chrono::steady_clock::now();
+  torch::NoGradGuard no_grad;
+  EvalMode mode(*tm.model);
+  const int64_t n = static_cast<int64_t>(examples.size());
+  const int64_t batches = (n + batch_size - 1) / batch_size;
+  double ce_sum = 0, tokens = 0;
+  for (int64_t b = ctx.rank(); b < batches; b += ctx.world()) {   // this rank's share of the batches
+    std::vector<const data::SftExample*> picked;
+    for (int64_t i = b * batch_size; i < std::min(n, (b + 1) * batch_size); ++i) {
+      picked.push_back(&examples[static_cast<size_t>(i)]);
+      for (size_t t = 1; t < examples[static_cast<size_t>(i)].labels.size(); ++t) tokens += examples[static_cast<size_t>(i)].labels[t] != -100;
+    }
+    auto batch = data::collate(picked, tm.tokenizer.pad_id(), tm.device);
+    // normaliser 1: the batch's summed CE over its labelled next-token pairs
+    auto out = causal_lm_loss(*tm.model, batch.input_ids, batch.attention_mask, batch.labels, 1, false);
+    ce_sum += out.loss.to(torch::kFloat64).item<double>();
+  }
+  if (ctx.world() > 1) {
+    const auto sums = dist::all_reduce_values(*ctx.comm, {ce_sum, tokens});
+    ce_sum = sums[0], tokens = sums[1];
+  }
+  std::map<std::string, double> m;
+  m["eval_loss"] = tokens > 0 ? ce_sum / tokens : NAN;
+  add_speed(m, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), n, batches);
+  return m;
+}
+
+std::map<std::string, double> evaluate_rl(TrainModel& tm, const std::vector<data::RlPrompt>& prompts, const model::SamplingConfig& greedy,
+                                          const config::RlArgs& rl, const rl::RewardSettings& rs, const dist::RunContext& ctx) {
+  const auto start = std::chrono::steady_clock::now();
+  torch::NoGradGuard no_grad;
+  EvalMode mode(*tm.model);
+  const size_t nf = rl.reward_funcs.size();
+  std::vector<rl::RewardInput> inputs;
+  double length_sum = 0;
+  for (size_t i = static_cast<size_t>(ctx.rank()); i < prompts.size(); i += static_cast<size_t>(ctx.world())) {
+    const auto& p = prompts[i];
+    const auto len = static_cast<int64_t>(p.prompt_ids.size());
+    auto ids = torch::tensor(p.prompt_ids, torch::kInt64).to(tm.device).unsqueeze(0);   // [1, P]
+    auto out = model::generate(*tm.model, ids, torch::ones({1, len}, ids.options()), greedy);
+    const int64_t c = out.completion_mask[0].sum().item<int64_t>();
+    const auto completion = out.completion_ids[0].cpu();   // decoded on the host
+    std::vector<int64_t> cids(completion.data_ptr<int64_t>(), completion.data_ptr<int64_t>() + c);
+    length_sum += static_cast<double>(c);
+    inputs.push_back({p.prompt_text, tm.tokenizer.decode(cids, true), cids, p.extra});
+  }
+  // sums over this rank's completions: [Σ r, Σ r², count, length, per function (Σ, count)]
+  std::vector<double> sums(4 + 2 * nf, 0.0);
+  std::vector<std::vector<double>> scores(nf);
+  for (size_t f = 0; f < nf; ++f) scores[f] = inputs.empty() ? std::vector<double>{} : rl::score_rewards(rl.reward_funcs[f], inputs, rs);
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    double total = 0;
+    bool scored = false;
+    for (size_t f = 0; f < nf; ++f) {
+      const double v = scores[f][k];
+      if (std::isnan(v)) continue;
+      total += rl.reward_weights[f] * v, scored = true;
+      sums[4 + 2 * f] += v, sums[5 + 2 * f] += 1;
+    }
+    if (scored) sums[0] += total, sums[1] += total * total, sums[2] += 1;
+  }
+  sums[3] = length_sum;
+  if (ctx.world() > 1) sums = dist::all_reduce_values(*ctx.comm, sums);
+  std::map<std::string, double> m;
+  const double n = sums[2];
+  m["eval_reward"] = n > 0 ? sums[0] / n : NAN;
+  m["eval_reward_std"] = n > 1 ? std::sqrt(std::max(0.0, (sums[1] - sums[0] * sums[0] / n) / (n - 1))) : NAN;
+  for (size_t f = 0; f < nf; ++f)
+    if (sums[5 + 2 * f] > 0) m["eval_rewards/" + rl.reward_funcs[f] + "/mean"] = sums[4 + 2 * f] / sums[5 + 2 * f];
+  m["eval_completions/mean_length"] = prompts.empty() ? 0.0 : sums[3] / static_cast<double>(prompts.size());
+  const auto count = static_cast<int64_t>(prompts.size());
+  add_speed(m, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), count, count);
+  return m;
+}
+
+bool record_evaluation(const config::EvalArgs& e, RunState& state, const std::map<std::string, double>& metrics) {
+  if (e.metric_for_best_model.empty()) return false;
+  auto it = metrics.find(e.metric_for_best_model);
+  if (it == metrics.end() || !std::isfinite(it->second)) {
+    spdlog::warn("metric_for_best_model {} is not finite at step {}: not counted", e.metric_for_best_model, state.global_step);
+    if (e.early_stopping_patience > 0) ++state.early_stopping_patience_counter;
+    return e.early_stopping_patience > 0 && state.early_stopping_patience_counter >= e.early_stopping_patience;
+  }
+  const double v = it->second;
+  const bool better = !state.best_metric || (e.greater_is_better ? v > *state.best_metric : v < *state.best_metric);
+  bool stop = false;
+  if (e.early_stopping_patience > 0) {
+    // transformers' EarlyStoppingCallback.check_metric_value (before the best metric is updated)
+    if (!state.best_metric || (better && std::abs(v - *state.best_metric) > e.early_stopping_threshold))
+      state.early_stopping_patience_counter = 0;
+    else
+      ++state.early_stopping_patience_counter;
+    stop = state.early_stopping_patience_counter >= e.early_stopping_patience;
+  }
+  if (better) state.best_metric = v, state.best_global_step = state.global_step;   // Trainer._determine_best_metric
+  return stop;
+}
+
+void update_best_checkpoint(const config::TrainConfig& c, RunState& state) {
+  if (c.eval.metric_for_best_model.empty() || state.best_global_step <= 0) return;
+  const fs::path dir = fs::path(c.output.output_dir) / ("checkpoint-" + std::to_string(state.best_global_step));
+  std::error_code ec;
+  if (state.best_global_step == state.global_step || fs::exists(dir / "trainer_state.json", ec)) state.best_model_checkpoint = dir.string();
+}
+
+void load_best_at_end(const config::TrainConfig& c, TrainModel& tm, const RunState& state) {
+  if (!c.eval.load_best_model_at_end) return;
+  if (state.best_model_checkpoint.empty()) {
+    spdlog::warn("load_best_model_at_end: no checkpoint of a best {} was saved; the final weights are kept", c.eval.metric_for_best_model);
+    return;
+  }
+  if (!fs::exists(fs::path(state.best_model_checkpoint) / "trainer_state.json"))
+    runtime_error("load_best_model_at_end: the best checkpoint '{}' is missing", state.best_model_checkpoint);
+  spdlog::info("Loading best model from {} (score: {})", state.best_model_checkpoint, state.best_metric ? *state.best_metric : NAN);
+  load_trained(tm, state.best_model_checkpoint);
+}
+
+void log_evaluation(std::optional<metrics::TrainerLog>& log, const RunState& state, const std::map<std::string, double>& metrics) {
+  if (!log) return;
+  log->log(state.global_step, state.epoch, metrics);
+  std::string text;
+  for (const char* k : {"eval_loss", "eval_reward", "eval_reward_std", "eval_runtime"})
+    if (auto it = metrics.find(k); it != metrics.end()) text += fmt::format(" {} {:.6g}", k, it->second);
+  spdlog::info("eval at step {}:{}", state.global_step, text);
+}
+
+void attach_tensorboard(const config::TrainConfig& c, metrics::TrainerLog& log) {
+  if (std::find(c.output.report_to.begin(), c.output.report_to.end(), "tensorboard") == c.output.report_to.end()) return;
+  const fs::path out = c.output.output_dir;
+  const fs::path dir = c.output.logging_dir.empty() ? metrics::default_logging_dir(out) : fs::path(c.output.logging_dir);
+  // The top-level entry of output_dir it lies in, so overwrite_output_dir removes it.
+  const auto rel = fs::absolute(dir).lexically_normal().lexically_relative(fs::absolute(out).lexically_normal());
+  if (!rel.empty() && *rel.begin() != ".." && *rel.begin() != ".") checkpoint::record_outputs(out, {rel.begin()->string()});
+  log.enable_tensorboard(dir);
+  spdlog::info("TensorBoard: {}", log.tensorboard()->path().string());
 }
 
 }  // namespace gym::recipes

@@ -37,6 +37,20 @@ RunState read_run_state(const std::filesystem::path& state_path) {
       config_error("{}: field '{}' must be an object", state_path.string(), key);
   s.data_state = j.value("gym_data_state", nlohmann::json());
   s.extra = j.contains("gym_extra") && j["gym_extra"].is_object() ? j["gym_extra"] : nlohmann::json::object();
+  // load_best_model_at_end / early stopping bookkeeping (HF's field names)
+  if (j.contains("best_metric") && !j["best_metric"].is_null()) {
+    if (!j["best_metric"].is_number()) config_error("{}: field 'best_metric' must be a number or null", state_path.string());
+    s.best_metric = j["best_metric"].get<double>();
+  }
+  if (j.contains("best_global_step") && !j["best_global_step"].is_null()) s.best_global_step = count("best_global_step", false);
+  if (j.contains("best_model_checkpoint") && !j["best_model_checkpoint"].is_null()) {
+    if (!j["best_model_checkpoint"].is_string()) config_error("{}: field 'best_model_checkpoint' must be a string or null", state_path.string());
+    s.best_model_checkpoint = j["best_model_checkpoint"].get<std::string>();
+  }
+  const auto counter = j.contains("stateful_callbacks") && j["stateful_callbacks"].is_object()
+                           ? j["stateful_callbacks"].value("/EarlyStoppingCallback/attributes/early_stopping_patience_counter"_json_pointer, nlohmann::json())
+                           : nlohmann::json();
+  if (counter.is_number_integer() && counter.get<int64_t>() >= 0) s.early_stopping_patience_counter = counter.get<int64_t>();
   return s;
 }
 

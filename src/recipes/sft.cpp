@@ -17,6 +17,7 @@
 #include "gym/recipes/train.h"
 #include "gym/lora/adapter.h"
 #include "recipes/dist_run.h"
+#include "recipes/evaluation.h"
 #include "recipes/losses.h"
 #include "recipes/moe_monitor.h"
 #include "recipes/stop_signal.h"
@@ -55,6 +56,16 @@ void run_sft(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
   if (c.data.packing) examples = data::pack_examples(examples, c.data.cutoff_len);
   if (examples.empty()) config_error("no SFT example has a trained token after cutoff_len {}", c.data.cutoff_len);
   if (ctx.is_main()) spdlog::info("training example:\n{}", data::preview_example(examples.front(), tm.tokenizer));
+  // The eval split (val_size rows carved after the seeded shuffle, or eval_dataset): never packed.
+  std::vector<data::SftExample> eval_examples;
+  for (const auto& conv : splits.eval) {
+    auto ex = data::encode_sft(conv, tm.tokenizer, ro);
+    bool trained = false;
+    for (auto l : ex.labels) trained |= l != -100;
+    if (trained) eval_examples.push_back(std::move(ex));
+  }
+  if (c.eval.any() && eval_examples.empty())
+    config_error("the eval split has no example with a trained token after cutoff_len {} (val_size / eval_dataset)", c.data.cutoff_len);
   data::BatchSampler sampler(static_cast<int64_t>(examples.size()), static_cast<uint64_t>(c.training.seed));
 
   // ---- schedule
@@ -72,6 +83,12 @@ void run_sft(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
   }
   std::optional<metrics::TrainerLog> log;   // rank 0 alone writes to output_dir
   if (ctx.is_main()) log.emplace(c.output.output_dir, total_steps, resume_from.empty(), state.global_step);
+  if (log) attach_tensorboard(c, *log);
+  const EvalSchedule eval_schedule(c.eval, total_steps);
+  auto evaluate = [&] { return evaluate_sft(tm, eval_examples, c.eval.per_device_batch_size, ctx); };
+  if (c.eval.load_best_model_at_end && c.eval.steps < 1 && c.output.save_steps % eval_schedule.every() != 0)
+    config_error("key 'save_steps': load_best_model_at_end requires the saving steps to be a round multiple of the evaluation steps, "
+                 "but found {}, which is not a round multiple of {}", c.output.save_steps, eval_schedule.every());
   metrics::Progress progress(total_steps);
   const int64_t log_every = c.output.logging_steps < 1
                                 ? std::max<int64_t>(1, static_cast<int64_t>(c.output.logging_steps * total_steps))
@@ -90,7 +107,12 @@ void run_sft(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
   double loss_window = 0, aux_window = 0;
   int64_t window_steps = 0, tokens_window = 0, samples_seen = 0;
   auto window_start = start;
+  if (c.eval.on_start && state.global_step == 0) {   // HF's eval_on_start (a fresh run: a resumed one has its line)
+    const auto m = evaluate();
+    log_evaluation(log, state, m);
+  }
   while (state.global_step < total_steps) {
+    const double epoch_before = sampler.epoch();
     // ---- one optimizer step over `accum` micro-batches; the loss is the token mean of the step
     std::vector<data::Batch> micro;
     int64_t label_tokens = 0, global_tokens = 0;
@@ -161,19 +183,45 @@ void run_sft(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
     } else if (log) {
       progress.tick(state.global_step, log->elapsed_seconds(), log->remaining_seconds(state.global_step));
     }
-    // ---- checkpoints
-    if (state.global_step % c.output.save_steps == 0 && state.global_step < total_steps)
+    // ---- evaluation (after the log, before the checkpoint, as the HF Trainer)
+    bool stop_early = false;
+    if (eval_schedule.due(state.global_step, epoch_before, state.epoch)) {
+      const auto m = evaluate();
+      log_evaluation(log, state, m);
+      stop_early = record_evaluation(c.eval, state, m);
+    }
+    // ---- checkpoints (with load_best_model_at_end also at the last step, so the best can be it)
+    if (state.global_step % c.output.save_steps == 0 && (state.global_step < total_steps || c.eval.load_best_model_at_end)) {
+      update_best_checkpoint(c, state);
       save_checkpoint_all_ranks(ctx, rc, tm, opt, state, log, total_steps);
+    }
+    if (stop_early && state.global_step < total_steps) {
+      spdlog::info("early stopping at step {}: {} did not improve by more than {} for {} evaluations", state.global_step,
+                   c.eval.metric_for_best_model, c.eval.early_stopping_threshold, c.eval.early_stopping_patience);
+      state.stopped_early = true;
+      break;
+    }
     if (state.global_step == kill_after) std::raise(SIGKILL);
     // SIGINT / SIGTERM: stop at this step boundary with a checkpoint (unless one was just written).
     // With several processes the ranks agree (max over ranks), so all stop at the same step.
     if (const int sig = agreed_stop_signal(ctx); sig && state.global_step < total_steps) {
-      if (state.global_step % c.output.save_steps != 0) save_checkpoint_all_ranks(ctx, rc, tm, opt, state, log, total_steps);
+      if (state.global_step % c.output.save_steps != 0) {
+        update_best_checkpoint(c, state);
+        save_checkpoint_all_ranks(ctx, rc, tm, opt, state, log, total_steps);
+      }
       exit_for_stop(sig, c.output.output_dir.c_str(), static_cast<long>(state.global_step));
     }
   }
   if (ctx.is_main()) progress.finish();
   const double runtime = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (c.eval.load_best_model_at_end) {   // every rank, so that do_eval below evaluates the best weights everywhere
+    if (world > 1) ctx.comm->barrier();
+    load_best_at_end(c, tm, state);
+  }
+  if (c.eval.do_eval) {   // LLaMA-Factory: trainer.evaluate() after training, logged and saved as eval_results.json
+    state.final_eval = evaluate();
+    log_evaluation(log, state, state.final_eval);
+  }
   finish_run_all_ranks(ctx, rc, tm, state, log, total_steps, runtime, samples_seen);
   spdlog::info("done: {} steps in {:.1f} s, outputs in {}", state.global_step, runtime, c.output.output_dir);
 }

@@ -115,7 +115,26 @@ struct OutputArgs {
   std::optional<int64_t> save_total_limit;
   std::string resume_from_checkpoint;          // "", a path, or "true" = latest
   bool plot_loss = false;
-  std::vector<std::string> report_to = {"none"};
+  std::vector<std::string> report_to = {"none"};   // none | tensorboard
+  std::string logging_dir;                     // TensorBoard event files; "" = output_dir/runs/<date>_<host>
+};
+
+// Evaluation during training, as the HF Trainer (eval_strategy, load_best_model_at_end) and its
+// EarlyStoppingCallback. The eval split comes from val_size or eval_dataset (DataArgs).
+struct EvalArgs {
+  std::string strategy = "no";                 // no | steps | epoch
+  double steps = 10;                           // resolved: logging_steps when unset; < 1: fraction of total steps
+  int64_t per_device_batch_size = 8;
+  bool do_eval = false;                        // also evaluate once after training (eval_results.json)
+  bool on_start = false;                       // evaluate before the first step
+  bool load_best_model_at_end = false;
+  std::string metric_for_best_model;           // resolved with the eval_ prefix: eval_loss (SFT), eval_reward (RL)
+  bool greater_is_better = false;              // resolved: HF's default (false for *loss)
+  int64_t early_stopping_patience = 0;         // 0 = off
+  double early_stopping_threshold = 0.0;
+  bool during_training() const { return strategy != "no"; }
+  bool any() const { return during_training() || do_eval || on_start; }
+  bool tracks_best() const { return load_best_model_at_end || early_stopping_patience > 0; }
 };
 
 struct DistArgs {
@@ -136,6 +155,7 @@ struct TrainConfig {
   RlArgs rl;
   TrainingArgs training;
   OutputArgs output;
+  EvalArgs eval;
   DistArgs dist;
   bool is_rl() const { return training.stage == "grpo" || training.stage == "gspo"; }
 };

@@ -2,10 +2,13 @@
 #pragma once
 #include <nlohmann/json.hpp>
 
+#include "gym/metrics/tensorboard.h"
+
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -23,6 +26,11 @@ class TrainerLog {
   // remaining_time, throughput (tokens/s), total_tokens and every extra metric given.
   void log(int64_t step, double epoch, const std::map<std::string, double>& metrics);
 
+  // report_to tensorboard: every later line also goes to a new event file in `logging_dir`
+  // (numeric fields but current_steps / total_steps / percentage, tagged as HF: train/loss, eval/loss).
+  void enable_tensorboard(const std::filesystem::path& logging_dir);
+  const EventWriter* tensorboard() const { return tensorboard_.get(); }
+
   // Every logged line so far in this process and before (read back on resume), for plots.
   const std::vector<nlohmann::json>& history() const { return history_; }
   double elapsed_seconds() const;
@@ -37,6 +45,7 @@ class TrainerLog {
   int64_t start_step_;
   std::chrono::steady_clock::time_point start_;
   std::vector<nlohmann::json> history_;
+  std::unique_ptr<EventWriter> tensorboard_;
 };
 
 // One line per logged step on a terminal-less stream; an in-place bar with ETA on a terminal.

@@ -4,6 +4,9 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
 
 #include "gym/config/config.h"
 #include "gym/metrics/trainer_log.h"
@@ -18,6 +21,13 @@ struct RunState {
   int64_t tokens_seen = 0;
   nlohmann::json data_state;    // the sampler's position
   nlohmann::json extra = nlohmann::json::object();   // recipe-specific (e.g. the RL generation buffer)
+  // Evaluation (HF TrainerState + EarlyStoppingCallback), saved in every checkpoint's trainer_state.json.
+  std::optional<double> best_metric;                 // the best metric_for_best_model value so far
+  int64_t best_global_step = 0;                      // the step it was logged at (0: none)
+  std::string best_model_checkpoint;                 // output_dir/checkpoint-N of the best step, once saved
+  int64_t early_stopping_patience_counter = 0;
+  bool stopped_early = false;                        // not saved: a run that stopped early finishes
+  std::map<std::string, double> final_eval;          // do_eval's metrics after training (eval_results.json)
 };
 
 // output_dir/checkpoint-N: adapter (or model), optimizer.pt, rng_state.pt, trainer_state.json.
