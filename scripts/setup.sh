@@ -14,6 +14,7 @@ PACKAGES=(
   libgloo-dev             # ProcessGroupGloo.hpp (c10d on CPU)
   libpcre2-dev libutf8proc-dev   # tokenizer: Split regex with Unicode classes, NFC
   bubblewrap              # the sandbox of the external reward command (namespaces)
+  python3-torch           # bench/compare_peer.py: the PyTorch eager peer (the same LibTorch 1.13 + OpenBLAS)
 )
 
 SUDO=""
