@@ -3,6 +3,8 @@
 #include <torch/nn/functional/linear.h>
 
 #include "gym/core/error.h"
+#include "gym/core/profile.h"
+#include "gym/ops/small_m_linear.h"
 #include "model/checkpointing.h"
 
 namespace gym::model {
@@ -93,6 +95,7 @@ nn::Cache DecoderLMImpl::new_cache(int64_t capacity) const {
 }
 
 ModelOutput DecoderLMImpl::hidden_states(const torch::Tensor& input_ids, const ForwardOptions& opts) {
+  GYM_PROFILE("norms/elementwise");   // self time: embedding, RoPE tables, residual adds
   const int64_t b = input_ids.size(0), t = input_ids.size(1);
   nn::Cache* cache = opts.cache;
   const int64_t past = cache ? cache->length : 0;
@@ -108,11 +111,14 @@ ModelOutput DecoderLMImpl::hidden_states(const torch::Tensor& input_ids, const F
   auto x = model->embed_tokens(input_ids);
   LayerInputs in;
   std::tie(in.cos, in.sin) = model->rotary_emb->tables(positions, x.scalar_type());
-  in.attn_mask = nn::causal_mask(mask, b, t, past, x);
-  // Only a mask with padding among the new tokens needs zeroing in the linear-attention layers.
-  if (mask.defined()) {
-    auto fresh = mask.narrow(1, past, t);
-    if ((fresh == 0).any().item<bool>()) in.pad_mask = fresh;
+  {
+    GYM_PROFILE("cache");
+    in.attn_mask = nn::causal_mask(mask, b, t, past, x);
+    // Only a mask with padding among the new tokens needs zeroing in the linear-attention layers.
+    if (mask.defined()) {
+      auto fresh = mask.narrow(1, past, t);
+      if ((fresh == 0).any().item<bool>()) in.pad_mask = fresh;
+    }
   }
   in.past = past;
   in.capacity = cache ? std::max(cache->capacity, past + t) : 0;
@@ -132,7 +138,10 @@ ModelOutput DecoderLMImpl::hidden_states(const torch::Tensor& input_ids, const F
 }
 
 torch::Tensor DecoderLMImpl::lm_logits(const torch::Tensor& hidden) {
-  if (config_.tie_word_embeddings) return torch::nn::functional::linear(hidden, model->embed_tokens->weight);
+  if (config_.tie_word_embeddings) {
+    GYM_PROFILE("lm_head");
+    return ops::linear(hidden, model->embed_tokens->weight);
+  }
   return lm_head(hidden);
 }
 

@@ -2,6 +2,9 @@
 
 #include <limits>
 
+#include "gym/core/profile.h"
+#include "gym/nn/linear.h"
+
 namespace gym::model {
 
 namespace {
@@ -31,14 +34,29 @@ torch::Tensor apply_top_p(torch::Tensor scores, double p) {
   return scores.masked_fill(remove, kNegInf);
 }
 
+torch::Tensor sample_one(const torch::Tensor& probs, std::optional<torch::Generator> generator) {
+  // One uniform per row against the row's CDF (inverse transform): V + 1 draws fewer than
+  // torch::multinomial's exponential race (V exponentials per row). float64 CDF; u ∈ (0, 1] so a
+  // zero-probability token is never picked (its CDF step is empty).
+  auto cdf = probs.to(torch::kFloat64).cumsum(-1);                                    // [B, V]
+  auto u = generator ? torch::rand({probs.size(0), 1}, *generator, cdf.options()) : torch::rand({probs.size(0), 1}, cdf.options());
+  auto target = (1.0 - u) * cdf.narrow(-1, cdf.size(-1) - 1, 1);                     // [B, 1] in (0, total]
+  return torch::searchsorted(cdf, target).squeeze(1).clamp_max(probs.size(-1) - 1);
+}
+
 GenerationOutput generate(CausalLMImpl& model, const torch::Tensor& prompt_ids, const torch::Tensor& prompt_mask,
                           const SamplingConfig& cfg, std::optional<torch::Generator> generator, bool keep_step_logits) {
   torch::NoGradGuard no_grad;
+  nn::ScopedLoraMerge merged(model, cfg.merge_lora);   // the adapter is frozen while sampling
   const int64_t b = prompt_ids.size(0), p = prompt_ids.size(1), n = cfg.max_new_tokens;
   auto cache = model.new_cache(p + n);
-  auto mask = prompt_mask.to(torch::kInt64);
-  auto seen = prompt_ids.clone();   // for the repetition penalty
   const auto i64 = prompt_ids.options().dtype(torch::kInt64);   // every tensor on the prompt's device
+  // The attention mask and the seen tokens grow in place: views of [B, P + N] buffers.
+  auto full_mask = torch::ones({b, p + n}, i64);
+  full_mask.narrow(1, 0, p).copy_(prompt_mask);
+  const bool penalize = cfg.repetition_penalty != 1.0;
+  torch::Tensor seen_buf = penalize ? torch::empty({b, p + n}, i64) : torch::Tensor();   // for the repetition penalty
+  if (penalize) seen_buf.narrow(1, 0, p).copy_(prompt_ids);
   auto completion = torch::full({b, n}, cfg.pad_id, i64);
   auto completion_mask = torch::zeros({b, n}, i64);
   auto finished = torch::zeros({b}, i64.dtype(torch::kBool));
@@ -47,36 +65,37 @@ GenerationOutput generate(CausalLMImpl& model, const torch::Tensor& prompt_ids, 
 
   ForwardOptions fo;
   fo.cache = &cache;
-  fo.attention_mask = mask;
-  auto logits = model.forward(prompt_ids, fo).select(1, p - 1);   // [B, V]
-  int64_t steps = 0;
+  fo.attention_mask = full_mask.narrow(1, 0, p).contiguous();
+  // Prefill: logits of the last prompt position only (the others are never used).
+  auto logits = model.lm_logits(model.hidden_states(prompt_ids, fo).hidden.narrow(1, p - 1, 1)).select(1, 0);   // [B, V]
   for (int64_t t = 0; t < n; ++t) {
-    auto scores = logits.to(torch::kFloat32);
-    if (keep_step_logits) out.step_logits.push_back(scores.clone());
-    scores = apply_repetition_penalty(scores, seen, cfg.repetition_penalty);
     torch::Tensor next;
-    if (cfg.do_sample) {
-      scores = scores / cfg.temperature;
-      scores = apply_top_p(apply_top_k(scores, cfg.top_k), cfg.top_p);
-      auto probs = scores.softmax(-1);
-      next = generator ? torch::multinomial(probs, 1, false, *generator).squeeze(1)
-                       : torch::multinomial(probs, 1, false).squeeze(1);
-    } else {
-      next = scores.argmax(-1);
+    {
+      GYM_PROFILE("softmax/sampling");
+      auto scores = logits.to(torch::kFloat32);
+      if (keep_step_logits) out.step_logits.push_back(scores.clone());
+      if (penalize) scores = apply_repetition_penalty(scores, seen_buf.narrow(1, 0, p + t), cfg.repetition_penalty);
+      if (cfg.do_sample) {
+        if (cfg.temperature != 1.0) scores = scores / cfg.temperature;
+        scores = apply_top_p(apply_top_k(scores, cfg.top_k), cfg.top_p);
+        next = sample_one(scores.softmax(-1), generator);
+      } else {
+        next = scores.argmax(-1);
+      }
     }
-    next = torch::where(finished, torch::full_like(next, cfg.pad_id), next);
-    completion.select(1, t).copy_(next);
-    completion_mask.select(1, t).copy_((~finished).to(torch::kInt64));
-    finished = finished | torch::isin(next, stop_ids);
-    seen = torch::cat({seen, next.unsqueeze(1)}, 1);
-    ++steps;
-    if (finished.all().item<bool>() || t + 1 == n) break;
-    mask = torch::cat({mask, torch::ones({b, 1}, i64)}, 1);
-    fo.attention_mask = mask;
+    {
+      GYM_PROFILE("cache");
+      next = torch::where(finished, torch::full_like(next, cfg.pad_id), next);
+      completion.select(1, t).copy_(next);
+      completion_mask.select(1, t).copy_((~finished).to(torch::kInt64));
+      finished = finished | torch::isin(next, stop_ids);
+      if (penalize) seen_buf.select(1, p + t).copy_(next);
+      if (t + 1 == n || finished.all().item<bool>()) break;
+      fo.attention_mask = full_mask.narrow(1, 0, p + t + 1).contiguous();
+    }
     // Finished rows keep decoding a placeholder (their output is masked); keep it a valid id.
     logits = model.forward(next.clamp(0, model.config().vocab_size - 1).unsqueeze(1), fo).select(1, 0);
   }
-  (void)steps;
   out.completion_ids = completion;
   out.completion_mask = completion_mask;
   out.truncated = ~finished;

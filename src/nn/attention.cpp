@@ -3,6 +3,8 @@
 #include <cmath>
 #include <limits>
 
+#include "gym/core/profile.h"
+#include "gym/ops/decode_attention.h"
 #include "gym/nn/rope.h"
 
 namespace gym::nn {
@@ -32,9 +34,13 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   q = q_norm(q).transpose(1, 2);                                         // [B, nh, T, D]
   auto k = k_norm(k_proj(x).view({b, t, nkv, d})).transpose(1, 2);       // [B, nkv, T, D]
   auto v = v_proj(x).view({b, t, nkv, d}).transpose(1, 2);
-  q = apply_rotary(q, cos, sin);
-  k = apply_rotary(k, cos, sin);
+  {
+    GYM_PROFILE("norms/elementwise");
+    q = apply_rotary(q, cos, sin);
+    k = apply_rotary(k, cos, sin);
+  }
   if (cache) {
+    GYM_PROFILE("cache");
     auto& ck = cache->k;
     auto& cv = cache->v;
     if (!ck.defined() || past + t > ck.size(2)) {
@@ -53,15 +59,22 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
     k = ck.narrow(2, 0, past + t);
     v = cv.narrow(2, 0, past + t);
   }
-  const int64_t groups = nh / nkv;
-  if (groups > 1) {   // head j of q uses kv head j / groups
-    k = k.repeat_interleave(groups, 1);
-    v = v.repeat_interleave(groups, 1);
+  // GQA: head j of q uses kv head j / groups. The queries of one kv head are stacked as rows
+  // ([B, nkv, groups·T, D]) so k and v are used in place (no repeat_interleave copy of the cache)
+  // and each batched matmul has groups× fewer, larger problems.
+  GYM_PROFILE("attention");
+  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+  if (cache && t == 1 && ops::decode_attention_applies(q, cache->k, cache->v, mask)) {   // one new token per row
+    auto out = ops::decode_attention(q, cache->k, cache->v, past + 1, mask, scale).transpose(1, 2).reshape({b, t, nh * d});
+    if (gate.defined()) out = out * torch::sigmoid(gate);
+    return o_proj(out);
   }
-  auto scores = torch::matmul(q, k.transpose(-1, -2)) * (1.0 / std::sqrt(static_cast<double>(d)));
-  if (mask.defined()) scores = scores + mask;
-  auto probs = torch::softmax(scores, -1, torch::kFloat32).to(q.scalar_type());
-  auto out = torch::matmul(probs, v).transpose(1, 2).reshape({b, t, nh * d});
+  const int64_t groups = nh / nkv, s = k.size(2);
+  auto qg = q.reshape({b, nkv, groups * t, d});
+  auto scores = torch::matmul(qg, k.transpose(-1, -2)).view({b, nkv, groups, t, s}) * scale;
+  if (mask.defined()) scores = scores + mask.unsqueeze(2);   // [B, 1, T, S] → [B, 1, 1, T, S]
+  auto probs = torch::softmax(scores, -1, torch::kFloat32).to(q.scalar_type()).view({b, nkv, groups * t, s});
+  auto out = torch::matmul(probs, v).view({b, nh, t, d}).transpose(1, 2).reshape({b, t, nh * d});
   if (gate.defined()) out = out * torch::sigmoid(gate);
   return o_proj(out);
 }

@@ -6,6 +6,9 @@
 
 #include <cmath>
 
+#include "gym/core/profile.h"
+#include "gym/ops/small_m_linear.h"
+
 namespace gym::nn {
 
 LinearImpl::LinearImpl(int64_t in, int64_t out, torch::TensorOptions options) : in_features(in), out_features(out) {
@@ -13,13 +16,23 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, torch::TensorOptions options) : 
 }
 
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
-  torch::Tensor y = quantized_ ? quantized_->forward(x) : torch::nn::functional::linear(x, weight);
+  const char* section = role == LinearRole::kHead ? "lm_head" : "projections";
+  if (merged_weight_.defined() && lora_enabled) {
+    GYM_PROFILE(section);
+    return ops::linear(x, merged_weight_);
+  }
+  torch::Tensor y;
+  {
+    GYM_PROFILE(section);
+    y = quantized_ ? quantized_->forward(x) : ops::linear(x, weight);
+  }
   if (has_lora() && lora_enabled) {
+    GYM_PROFILE("lora");
     auto h = x;
     if (lora_dropout > 0 && is_training())
       h = torch::nn::functional::dropout(h, torch::nn::functional::DropoutFuncOptions().p(lora_dropout).training(true));
     h = h.to(lora_A->weight.scalar_type());
-    auto delta = torch::nn::functional::linear(torch::nn::functional::linear(h, lora_A->weight), lora_B->weight);
+    auto delta = ops::linear(ops::linear(h, lora_A->weight), lora_B->weight);
     y = y + (delta * lora_scaling).to(y.scalar_type());
   }
   return y;
@@ -54,6 +67,24 @@ void LinearImpl::set_quantized_base(std::shared_ptr<QuantizedBase> base) {
 torch::Tensor LinearImpl::dense_weight(torch::Dtype dtype) const {
   if (quantized_) return quantized_->dequantize(dtype);
   return weight.detach().to(dtype);
+}
+
+bool LinearImpl::merge_lora_for_inference() {
+  if (!has_lora() || quantized_ || !weight.defined() || weight.scalar_type() != torch::kFloat32) return false;
+  if (lora_dropout > 0 && is_training()) return false;   // the merged form has no dropout
+  torch::NoGradGuard no_grad;
+  merged_weight_ = weight.detach() + lora_delta().to(weight.device());
+  return true;
+}
+
+ScopedLoraMerge::ScopedLoraMerge(torch::nn::Module& root, bool enabled) {
+  if (!enabled) return;
+  for (auto& m : root.modules(/*include_self=*/false))
+    if (auto* l = dynamic_cast<LinearImpl*>(m.get()); l && l->merge_lora_for_inference()) merged_.push_back(l);
+}
+
+ScopedLoraMerge::~ScopedLoraMerge() {
+  for (auto* l : merged_) l->unmerge_lora();
 }
 
 }  // namespace gym::nn

@@ -1,5 +1,7 @@
 #include "gym/nn/moe.h"
 
+#include "gym/core/profile.h"
+
 namespace gym::nn {
 
 MLPImpl::MLPImpl(int64_t hidden, int64_t inter, torch::TensorOptions o) {
@@ -8,7 +10,15 @@ MLPImpl::MLPImpl(int64_t hidden, int64_t inter, torch::TensorOptions o) {
   down_proj = register_module("down_proj", Linear(inter, hidden, o));
 }
 
-torch::Tensor MLPImpl::forward(const torch::Tensor& x) { return down_proj(torch::silu(gate_proj(x)) * up_proj(x)); }
+torch::Tensor MLPImpl::forward(const torch::Tensor& x) {
+  auto g = gate_proj(x), u = up_proj(x);
+  torch::Tensor h;
+  {
+    GYM_PROFILE("norms/elementwise");
+    h = torch::silu(g) * u;
+  }
+  return down_proj(h);
+}
 
 SparseMoeImpl::SparseMoeImpl(const MoeOptions& o, torch::TensorOptions t) : opts(o) {
   gate = register_module("gate", Linear(o.hidden, o.num_experts, t));

@@ -1,5 +1,7 @@
 #include "gym/nn/norm.h"
 
+#include "gym/core/profile.h"
+
 namespace gym::nn {
 
 namespace {
@@ -15,6 +17,7 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps_, bool unit_offset_, torch::Ten
 }
 
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
+  GYM_PROFILE("norms/elementwise");
   auto xf = normalized_f32(x, eps);
   if (unit_offset) return (xf * (1.0 + weight.to(torch::kFloat32))).to(x.scalar_type());
   return weight * xf.to(x.scalar_type());   // HF's cast-then-multiply order

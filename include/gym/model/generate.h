@@ -16,6 +16,7 @@ struct SamplingConfig {
   double repetition_penalty = 1.0; // 1 = off; HF semantics over prompt + generated tokens
   std::vector<int64_t> stop_ids;   // eos / <|im_end|>
   int64_t pad_id = 0;              // written after a sequence stopped
+  bool merge_lora = true;          // sample with W + B·A·s merged (float32 LoRA layers; rounding only)
 };
 
 struct GenerationOutput {
@@ -30,6 +31,9 @@ struct GenerationOutput {
 GenerationOutput generate(CausalLMImpl& model, const torch::Tensor& prompt_ids, const torch::Tensor& prompt_mask,
                           const SamplingConfig& cfg, std::optional<torch::Generator> generator = std::nullopt,
                           bool keep_step_logits = false);
+
+// One token per row from probs [B, V] (rows sum to 1): one uniform per row against the CDF.
+torch::Tensor sample_one(const torch::Tensor& probs, std::optional<torch::Generator> generator);
 
 // The logits processors, exposed for tests. scores: [B, V] float32.
 torch::Tensor apply_repetition_penalty(torch::Tensor scores, const torch::Tensor& seen_ids, double penalty);

@@ -66,9 +66,29 @@ class LinearImpl : public torch::nn::Module {
   double lora_dropout = 0.0;
   bool lora_enabled = true;      // switched off to get the reference (base) policy
 
+  // Inference with the adapter merged: forward uses W + B·A·scaling (one matmul instead of three)
+  // while lora_enabled, the base W when it is switched off. Float32 dense bases only (a bf16 or
+  // NF4 base would round the delta); returns whether it merged. The weight itself is not touched.
+  bool merge_lora_for_inference();
+  void unmerge_lora() { merged_weight_ = torch::Tensor(); }
+
  private:
   std::shared_ptr<QuantizedBase> quantized_;
+  torch::Tensor merged_weight_;   // defined while merged
 };
 TORCH_MODULE(Linear);
+
+// Merges every float32 LoRA layer of a module tree for the scope (generation: the adapter is frozen
+// while sampling). Rounding: x·(W + ΔW) instead of x·W + (x·Aᵀ)·Bᵀ·s; docs/performance.md measures it.
+class ScopedLoraMerge {
+ public:
+  explicit ScopedLoraMerge(torch::nn::Module& root, bool enabled = true);
+  ~ScopedLoraMerge();
+  ScopedLoraMerge(const ScopedLoraMerge&) = delete;
+  ScopedLoraMerge& operator=(const ScopedLoraMerge&) = delete;
+
+ private:
+  std::vector<LinearImpl*> merged_;
+};
 
 }  // namespace gym::nn

@@ -1,0 +1,24 @@
+// Small-M linear: y = x·Wᵀ for a few rows (decoding: M = batch ≤ 16) without OpenBLAS's per-call
+// packing of W. OpenBLAS copies the whole weight into its panel layout on every sgemm call
+// (sgemm_incopy/oncopy); with M = 8 that copy costs more than the multiply itself. The CPU kernel
+// streams each weight row once, from its [out, in] layout, and dots it with every row of x
+// (AVX2 + FMA, chosen at run time; float32, CPU, no autograd). Summation order differs from
+// OpenBLAS: results agree to float32 rounding (relative ~1e-6), not bit for bit.
+#pragma once
+#include <torch/types.h>
+
+namespace gym::ops {
+
+// The rows (product of x's leading dims) up to which linear() takes the small-M kernel.
+constexpr int64_t kSmallMRows = 16;
+
+// x [..., in], w [out, in] → [..., out]. The kernel when small_m_linear_applies(), else at::linear.
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& w);
+// CPU float32 (both), x rows ≤ kSmallMRows, no gradient needed, and the CPU has AVX2 + FMA.
+bool small_m_linear_applies(const torch::Tensor& x, const torch::Tensor& w);
+// The kernel itself (the checks of small_m_linear_applies() except the row count are the caller's).
+torch::Tensor small_m_linear(const torch::Tensor& x, const torch::Tensor& w);
+// The reference: at::linear (OpenBLAS sgemm).
+torch::Tensor small_m_linear_reference(const torch::Tensor& x, const torch::Tensor& w);
+
+}  // namespace gym::ops

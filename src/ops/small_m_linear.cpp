@@ -1,0 +1,104 @@
+// Small-M linear kernel (include/gym/ops/small_m_linear.h).
+#include "gym/ops/small_m_linear.h"
+
+#include <torch/autograd.h>
+#include <torch/nn/functional/linear.h>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define GYM_SMALL_M_X86 1
+#endif
+
+namespace gym::ops {
+
+namespace {
+
+#ifdef GYM_SMALL_M_X86
+__attribute__((target("avx2,fma"))) inline float hsum(__m256 v) {
+  __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+  lo = _mm_add_ps(lo, hi);
+  lo = _mm_hadd_ps(lo, lo);
+  lo = _mm_hadd_ps(lo, lo);
+  return _mm_cvtss_f32(lo);
+}
+
+// y[m, o], y[m, o + 1] for MB rows of x against weight rows w0, w1 (w1 == w0 when only one is left).
+template <int MB>
+__attribute__((target("avx2,fma"), always_inline)) inline void two_rows(const float* x, int64_t k, const float* w0, const float* w1,
+                                                                       float* y, int64_t ldy, bool two) {
+  __m256 a0[MB], a1[MB];
+  for (int m = 0; m < MB; ++m) a0[m] = _mm256_setzero_ps(), a1[m] = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= k; i += 8) {
+    const __m256 v0 = _mm256_loadu_ps(w0 + i), v1 = _mm256_loadu_ps(w1 + i);
+    for (int m = 0; m < MB; ++m) {
+      const __m256 xv = _mm256_loadu_ps(x + m * k + i);
+      a0[m] = _mm256_fmadd_ps(xv, v0, a0[m]);
+      a1[m] = _mm256_fmadd_ps(xv, v1, a1[m]);
+    }
+  }
+  for (int m = 0; m < MB; ++m) {
+    float s0 = hsum(a0[m]), s1 = hsum(a1[m]);
+    for (int64_t j = i; j < k; ++j) s0 += x[m * k + j] * w0[j], s1 += x[m * k + j] * w1[j];
+    y[m * ldy] = s0;
+    if (two) y[m * ldy + 1] = s1;
+  }
+}
+
+// y [M, N] = x [M, K] · w [N, K]ᵀ, all contiguous. Each pair of weight rows is read from memory
+// once (prefetched two rows ahead) and reused from L1 for every block of x's rows.
+__attribute__((target("avx2,fma"))) void kernel(const float* x, int64_t m_rows, int64_t k, const float* w, int64_t n, float* y) {
+  for (int64_t o = 0; o < n; o += 2) {
+    const bool two = o + 1 < n;
+    const float* w0 = w + o * k;
+    const float* w1 = two ? w0 + k : w0;
+    if (o + 3 < n)
+      for (int64_t i = 0; i < 2 * k; i += 16) _mm_prefetch(reinterpret_cast<const char*>(w0 + 2 * k + i), _MM_HINT_T0);
+    int64_t m = 0;
+    for (; m + 4 <= m_rows; m += 4) two_rows<4>(x + m * k, k, w0, w1, y + m * n + o, n, two);
+    for (; m + 2 <= m_rows; m += 2) two_rows<2>(x + m * k, k, w0, w1, y + m * n + o, n, two);
+    for (; m < m_rows; ++m) two_rows<1>(x + m * k, k, w0, w1, y + m * n + o, n, two);
+  }
+}
+
+bool cpu_has_avx2_fma() {
+  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return ok;
+}
+#else
+bool cpu_has_avx2_fma() { return false; }
+#endif
+
+}  // namespace
+
+torch::Tensor small_m_linear_reference(const torch::Tensor& x, const torch::Tensor& w) { return torch::nn::functional::linear(x, w); }
+
+bool small_m_linear_applies(const torch::Tensor& x, const torch::Tensor& w) {
+  if (!cpu_has_avx2_fma()) return false;
+  if (!x.device().is_cpu() || !w.device().is_cpu() || x.scalar_type() != torch::kFloat32 || w.scalar_type() != torch::kFloat32) return false;
+  if (w.dim() != 2 || x.dim() < 1 || x.size(-1) != w.size(1) || x.size(-1) == 0) return false;
+  if (torch::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad())) return false;
+  const int64_t rows = x.numel() / x.size(-1);
+  return rows >= 1 && rows <= kSmallMRows;
+}
+
+torch::Tensor small_m_linear(const torch::Tensor& x, const torch::Tensor& w) {
+#ifdef GYM_SMALL_M_X86
+  const int64_t k = x.size(-1), n = w.size(0), rows = x.numel() / k;
+  auto xc = x.contiguous();
+  auto wc = w.contiguous();
+  auto sizes = x.sizes().vec();
+  sizes.back() = n;
+  auto y = torch::empty(sizes, x.options());
+  kernel(xc.data_ptr<float>(), rows, k, wc.data_ptr<float>(), n, y.data_ptr<float>());
+  return y;
+#else
+  return small_m_linear_reference(x, w);
+#endif
+}
+
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& w) {
+  return small_m_linear_applies(x, w) ? small_m_linear(x, w) : small_m_linear_reference(x, w);
+}
+
+}  // namespace gym::ops
