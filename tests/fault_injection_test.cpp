@@ -112,7 +112,7 @@ bool exited(pid_t pid) {
 
 Ended run(const std::string& cmd, const fs::path& log, double timeout_s = 180) { return wait_for(spawn(cmd, log), log, timeout_s); }
 
-std::string gym(const std::string& args) { return std::string(GYM_BINARY) + " " + args; }
+std::string gym_cmd(const std::string& args) { return std::string(GYM_BINARY) + " " + args; }
 
 std::string last_line(std::string s) {
   while (!s.empty() && s.back() == '\n') s.pop_back();
@@ -171,7 +171,7 @@ bool sandboxed_rewards() {
 TEST(FaultInjection, KillNineDuringCheckpointWritesLosesNothing) {
   const Inputs in("kill9");
   const auto out = in.root / "out";
-  const std::string cmd = gym("train " + kSft + in.args() + " --output_dir " + out.string() +
+  const std::string cmd = gym_cmd("train " + kSft + in.args() + " --output_dir " + out.string() +
                               " --lora_rank 8 --max_steps 40 --save_steps 1 --save_total_limit 3 --logging_steps 1");
   std::map<std::string, std::map<std::string, uint64_t>> saved;   // checkpoint → its files' hashes
   int kills = 0;
@@ -232,7 +232,7 @@ TEST(FaultInjection, DiskFullIsACleanErrorAndKeepsWhatWasSaved) {
   const Inputs in("diskfull");
   const auto stages = in.root / "stages";
   fs::create_directories(stages);
-  const std::string train = gym("train " + kSft + in.args() + " --lora_rank 8 --save_steps 2 --logging_steps 1 --output_dir $M/out");
+  const std::string train = gym_cmd("train " + kSft + in.args() + " --lora_rank 8 --save_steps 2 --logging_steps 1 --output_dir $M/out");
   // Inside the namespace: run 1 ends at step 3 (checkpoint-2 + the final adapter); its
   // trainer_state.json is removed so that the next runs resume from checkpoint-2. Then, from that
   // same state each time, the disk is filled to leave 16 to 300 KiB free and a run to step 6 must
@@ -292,9 +292,9 @@ TEST(FaultInjection, TwoConcurrentRunsOnOneOutputDir) {
     SCOPED_TRACE("second run started after " + std::to_string(delay_ms) + " ms");
     const auto out = in.root / ("out" + std::to_string(delay_ms));
     const std::string args = "train " + kSft + in.args() + " --output_dir " + out.string() + " --lora_rank 8 --max_steps 6 --save_steps 2 --logging_steps 1";
-    const pid_t a = spawn(gym(args), in.root / "a.log");
+    const pid_t a = spawn(gym_cmd(args), in.root / "a.log");
     std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
-    const pid_t b = spawn(gym(args + " --learning_rate 1e-3"), in.root / "b.log");
+    const pid_t b = spawn(gym_cmd(args + " --learning_rate 1e-3"), in.root / "b.log");
     const auto ea = wait_for(a, in.root / "a.log"), eb = wait_for(b, in.root / "b.log");
     int trained = 0;
     for (const auto* e : {&ea, &eb}) {
@@ -326,7 +326,7 @@ TEST(FaultInjection, HostileRewardCommands) {
   const Inputs in("reward");
   // The adapter the RL run continues: a short SFT run, then kept as an input folder.
   const auto adapter = in.root / "adapter";
-  ASSERT_EQ(run(gym("train " + kSft + in.args() + " --output_dir " + adapter.string() + " --lora_rank 8 --max_steps 2 --save_steps 100"),
+  ASSERT_EQ(run(gym_cmd("train " + kSft + in.args() + " --output_dir " + adapter.string() + " --lora_rank 8 --max_steps 2 --save_steps 100"),
                 in.root / "sft.log").code, 0) << read_file(in.root / "sft.log");
   const auto adapter_hash = hash_tree(adapter);
   const auto marker = in.root / "survivor";
@@ -355,7 +355,7 @@ TEST(FaultInjection, HostileRewardCommands) {
     const auto script = in.root / (std::string(c.name) + ".sh");
     std::ofstream(script) << c.script;
     const auto out = in.root / ("rl_" + std::string(c.name));
-    const auto e = run(gym("train " + kGspo + in.args() + " --adapter_name_or_path " + adapter.string() + " --adapter_warm_start null" +
+    const auto e = run(gym_cmd("train " + kGspo + in.args() + " --adapter_name_or_path " + adapter.string() + " --adapter_warm_start null" +
                            " --lora_rank 8 --output_dir " + out.string() + " --reward_funcs external --reward_command 'sh " +
                            script.string() + "' --reward_timeout 5 --reward_max_processes 64 --per_device_train_batch_size 8" +
                            " --num_generations 4 --max_steps 2 --save_steps 1 --logging_steps 1"),

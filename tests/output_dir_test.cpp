@@ -186,3 +186,16 @@ TEST(OutputDirCli, CorruptCheckpointFilesAreErrorsNamingTheFile) {
   fs::remove(ckpt / "rng_state.pt");
   expect_error("has no rng_state.pt");
 }
+
+// A run that fails before training (here: a dataset that is not registered) leaves only gym's own
+// files, which the retry with the fixed command recognises: it trains without overwrite_output_dir.
+TEST(OutputDirCli, ARunThatFailedBeforeTrainingDoesNotBlockItsRetry) {
+  const auto out = test::fresh_dir("outdir_retry", false);
+  const std::string common = " --output_dir " + out.string() + " --max_steps 2 --save_steps 100 --logging_steps 1 --plot_loss false";
+  auto failed = test::run_gym("train " + kSft + common + " --dataset not_registered");
+  EXPECT_EQ(failed.exit_code, 2) << failed.output;
+  EXPECT_NE(failed.output.find("not_registered"), std::string::npos) << failed.output;
+  auto retry = test::run_gym("train " + kSft + common);
+  ASSERT_EQ(retry.exit_code, 0) << retry.output;
+  EXPECT_TRUE(fs::exists(out / "adapter_model.safetensors"));
+}
