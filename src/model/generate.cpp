@@ -78,7 +78,11 @@ GenerationOutput generate(CausalLMImpl& model, const torch::Tensor& prompt_ids, 
       if (cfg.do_sample) {
         if (cfg.temperature != 1.0) scores = scores / cfg.temperature;
         scores = apply_top_p(apply_top_k(scores, cfg.top_k), cfg.top_p);
-        next = sample_one(scores.softmax(-1), generator);
+        // torch::multinomial, not sample_one: its inverse CDF moves with rounding differences summed
+        // over the vocabulary, and 1- vs 2-process RL runs then stop drawing the same tokens
+        // (DistRl.GrpoAndGspoOnTwoProcessesEqualOne).
+        auto probs = scores.softmax(-1);
+        next = generator ? torch::multinomial(probs, 1, false, *generator).squeeze(1) : torch::multinomial(probs, 1, false).squeeze(1);
       } else {
         next = scores.argmax(-1);
       }

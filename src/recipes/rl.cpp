@@ -262,10 +262,10 @@ void run_rl(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
   sc.stop_ids = {tm.tokenizer.eos_id()};
   if (auto e = tm.tokenizer.im_end_id(); e && *e != tm.tokenizer.eos_id()) sc.stop_ids.push_back(*e);
   sc.pad_id = tm.tokenizer.pad_id();
-  // Rollouts apply the adapter unmerged. Merging rounds B·A onto the base weights' float32 grid,
-  // which turns the ~1e-7 adapter differences between rank layouts (different micro-batch sums)
-  // into whole-ulp weight differences: a data-parallel run would then stop sampling the tokens a
-  // single process samples (DistRl.GrpoAndGspoOnTwoProcessesEqualOne). `gym generate` merges.
+  // Rollouts apply the adapter unmerged, the configuration DistRl.GrpoAndGspoOnTwoProcessesEqualOne
+  // verifies: a 2-process run must sample the tokens a single process samples, although the two
+  // adapters differ by ~1e-7 (different micro-batch sums). Merging rounds B·A onto the base weights'
+  // float32 grid, which can turn such differences into whole-ulp ones; `gym generate` merges.
   sc.merge_lora = false;
   model::SamplingConfig greedy = sc;   // evaluation: greedy decoding, no random numbers
   greedy.do_sample = false;
