@@ -31,8 +31,13 @@ if [ "$target" = all ]; then targets=("${all[@]}"); else targets=("$target"); fi
 # LibTorch is not instrumented; its own allocations at exit are not gym's leaks.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0:allocator_may_return_null=1:abort_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
-# The targets write their inputs to files (the readers take paths): keep them in memory.
-if [ -z "${TMPDIR:-}" ] && [ -w /dev/shm ]; then export TMPDIR=/dev/shm; fi
+# The targets write their inputs to files (the readers take paths): keep them in memory, in one
+# folder of this run that is removed at the end (the targets' scratch folders included).
+if [ -z "${TMPDIR:-}" ] && [ -w /dev/shm ]; then
+  TMPDIR="$(mktemp -d /dev/shm/gym-fuzz.XXXXXX)"
+  export TMPDIR
+  trap 'rm -rf "$TMPDIR"' EXIT
+fi
 rc=0
 for t in "${targets[@]}"; do
   corpus="$build/corpus/$t" crashes="$build/crashes/$t"
