@@ -228,23 +228,6 @@ TEST(ModelCore, HubCacheResolution) {
   unsetenv("HF_HOME");
 }
 
-TEST(ModelCore, OneSampleMultinomialFollowsTheProbabilities) {
-  // Zero-probability tokens are never drawn; frequencies match within 5 standard deviations.
-  auto probs = torch::tensor({{0.0, 0.1, 0.0, 0.6, 0.3, 0.0}, {0.25, 0.25, 0.25, 0.25, 0.0, 0.0}}, torch::kFloat32);
-  auto gen = at::detail::createCPUGenerator(9);
-  const int64_t draws = 20000;
-  auto counts = torch::zeros({2, 6}, torch::kFloat64);
-  auto rows = probs.repeat({draws / 2, 1});   // [draws, 6], rows alternate
-  auto picked = model::sample_one(rows, gen);
-  for (int64_t i = 0; i < draws; ++i) counts[i % 2][picked[i].item<int64_t>()] += 1;
-  auto freq = counts / static_cast<double>(draws / 2);
-  auto p = probs.to(torch::kFloat64);
-  auto sd = (p * (1 - p) / static_cast<double>(draws / 2)).sqrt();
-  EXPECT_TRUE(((freq - p).abs() <= 5 * sd + 1e-12).all().item<bool>()) << freq;
-  // same generator state → same draws
-  EXPECT_TRUE(torch::equal(model::sample_one(rows, at::detail::createCPUGenerator(9)), picked));
-}
-
 TEST(ModelCore, MergedLoraSamplingMatchesTheUnmergedAdapter) {
   // generate() merges a float32 adapter for the rollout: x·(W + B·A·s) instead of x·W + x·Aᵀ·Bᵀ·s.
   // Only rounding differs: the step logits agree to float32 precision and greedy tokens are equal.

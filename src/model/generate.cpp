@@ -34,16 +34,6 @@ torch::Tensor apply_top_p(torch::Tensor scores, double p) {
   return scores.masked_fill(remove, kNegInf);
 }
 
-torch::Tensor sample_one(const torch::Tensor& probs, std::optional<torch::Generator> generator) {
-  // One uniform per row against the row's CDF (inverse transform): V + 1 draws fewer than
-  // torch::multinomial's exponential race (V exponentials per row). float64 CDF; u ∈ (0, 1] so a
-  // zero-probability token is never picked (its CDF step is empty).
-  auto cdf = probs.to(torch::kFloat64).cumsum(-1);                                    // [B, V]
-  auto u = generator ? torch::rand({probs.size(0), 1}, *generator, cdf.options()) : torch::rand({probs.size(0), 1}, cdf.options());
-  auto target = (1.0 - u) * cdf.narrow(-1, cdf.size(-1) - 1, 1);                     // [B, 1] in (0, total]
-  return torch::searchsorted(cdf, target).squeeze(1).clamp_max(probs.size(-1) - 1);
-}
-
 GenerationOutput generate(CausalLMImpl& model, const torch::Tensor& prompt_ids, const torch::Tensor& prompt_mask,
                           const SamplingConfig& cfg, std::optional<torch::Generator> generator, bool keep_step_logits) {
   torch::NoGradGuard no_grad;
@@ -78,8 +68,8 @@ GenerationOutput generate(CausalLMImpl& model, const torch::Tensor& prompt_ids, 
       if (cfg.do_sample) {
         if (cfg.temperature != 1.0) scores = scores / cfg.temperature;
         scores = apply_top_p(apply_top_k(scores, cfg.top_k), cfg.top_p);
-        // torch::multinomial, not sample_one: its inverse CDF moves with rounding differences summed
-        // over the vocabulary, and 1- vs 2-process RL runs then stop drawing the same tokens
+        // torch::multinomial, not a one-uniform inverse CDF: the CDF moves with rounding differences
+        // summed over the vocabulary, and 1- vs 2-process RL runs then stop drawing the same tokens
         // (DistRl.GrpoAndGspoOnTwoProcessesEqualOne).
         auto probs = scores.softmax(-1);
         next = generator ? torch::multinomial(probs, 1, false, *generator).squeeze(1) : torch::multinomial(probs, 1, false).squeeze(1);

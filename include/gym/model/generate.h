@@ -32,9 +32,6 @@ GenerationOutput generate(CausalLMImpl& model, const torch::Tensor& prompt_ids, 
                           const SamplingConfig& cfg, std::optional<torch::Generator> generator = std::nullopt,
                           bool keep_step_logits = false);
 
-// One token per row from probs [B, V] (rows sum to 1): one uniform per row against the CDF.
-torch::Tensor sample_one(const torch::Tensor& probs, std::optional<torch::Generator> generator);
-
 // The logits processors, exposed for tests. scores: [B, V] float32.
 torch::Tensor apply_repetition_penalty(torch::Tensor scores, const torch::Tensor& seen_ids, double penalty);
 torch::Tensor apply_top_k(torch::Tensor scores, int64_t k);
