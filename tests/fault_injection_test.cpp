@@ -25,6 +25,7 @@
 #include "gym/io/safetensors.h"
 #include "gym/model/create.h"
 #include "gym/recipes/run_state.h"
+#include "rl/sandbox.h"
 
 namespace fs = std::filesystem;
 using namespace gym;
@@ -160,9 +161,7 @@ bool can_unshare_mounts() {
   return std::system("unshare --mount sh -c 'mount -t tmpfs -o size=64k tmpfs /mnt' >/dev/null 2>&1") == 0;
 }
 
-bool sandboxed_rewards() {
-  return std::system("/usr/bin/bwrap --unshare-all --die-with-parent --ro-bind / / /bin/true >/dev/null 2>&1") == 0;
-}
+bool sandboxed_rewards() { return rl::sandbox_isolates(); }
 
 }  // namespace
 
@@ -205,8 +204,11 @@ TEST(FaultInjection, KillNineDuringCheckpointWritesLosesNothing) {
     ASSERT_EQ(e.signal, SIGKILL) << e.out;
     ++kills;
     // What was counted before the kill is unchanged (or rotated away whole); what is counted now is complete.
-    for (const auto& [name, files] : saved)
-      if (fs::exists(out / name / "trainer_state.json")) EXPECT_EQ(hash_tree(out / name), files) << name << " changed after a kill";
+    for (const auto& [name, files] : saved) {
+      if (fs::exists(out / name / "trainer_state.json")) {
+        EXPECT_EQ(hash_tree(out / name), files) << name << " changed after a kill";
+      }
+    }
     expect_checkpoints_complete(out);
     for (const auto& [step, dir] : checkpoint::list_checkpoints(out)) saved[dir.filename().string()] = hash_tree(dir);
     in.expect_untouched();
@@ -270,9 +272,11 @@ TEST(FaultInjection, DiskFullIsACleanErrorAndKeepsWhatWasSaved) {
     EXPECT_EQ(test::count_error_lines(full.out), 1) << full.out;
     // Nothing previously saved altered (checkpoint-2, run 1's adapter); nothing half-written left.
     const auto after = hash_tree(stages / ("after" + n));
-    for (const auto& [name, h] : before)
-      if (name.rfind("checkpoint-2/", 0) == 0 || name.rfind("adapter_", 0) == 0)
+    for (const auto& [name, h] : before) {
+      if (name.rfind("checkpoint-2/", 0) == 0 || name.rfind("adapter_", 0) == 0) {
         EXPECT_EQ(after.count(name) ? after.at(name) : 0, h) << name << " changed on a full disk";
+      }
+    }
     EXPECT_TRUE(temporaries(stages / ("after" + n)).empty()) << ::testing::PrintToString(temporaries(stages / ("after" + n)));
     expect_checkpoints_complete(stages / ("after" + n));
   }

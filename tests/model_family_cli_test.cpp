@@ -129,7 +129,7 @@ TEST(ModelFamilyCli, NextExportKeepsMtpAndRoundTrips) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   io::CheckpointTensors in(next), out(dir / "nf4");
   for (const auto& n : in.names())
-    if (n.rfind("mtp.", 0) == 0) ASSERT_TRUE(torch::equal(in.load(n), out.load(n))) << n;
+    if (n.rfind("mtp.", 0) == 0) { ASSERT_TRUE(torch::equal(in.load(n), out.load(n))) << n; }
   EXPECT_TRUE(out.contains("model.layers.0.linear_attn.in_proj_qkvz.weight.absmax"));
   EXPECT_FALSE(out.contains("model.layers.0.mlp.gate.weight.absmax"));   // the router stays dense
   // The exported 4-bit checkpoint computes exactly what quantize-on-load of the original computes.
@@ -172,7 +172,7 @@ TEST(ModelFamilyCli, NextAndOmniPresetsValidateWithMemoryEstimatesAndSayNotDownl
     ASSERT_NE(at, std::string::npos);
     const double gib = std::stod(v.output.substr(v.output.find_first_of("0123456789", at)));
     // 4-bit bases: Next ~80 B parameters ≈ 40-45 GiB, the Omni thinker ~30 B ≈ 15-18 GiB.
-    if (std::string(preset) == "next") EXPECT_TRUE(gib > 35 && gib < 50) << gib;
+    if (std::string(preset) == "next") { EXPECT_TRUE(gib > 35 && gib < 50) << gib; }
     else EXPECT_TRUE(gib > 13 && gib < 20) << gib;
     auto t = test::run_gym("train " + cfg + " --output_dir " + fresh_dir(std::string("nodl_") + preset).string());
     EXPECT_EQ(t.exit_code, 2) << t.output;

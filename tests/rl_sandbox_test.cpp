@@ -13,6 +13,7 @@
 
 #include "gym/core/error.h"
 #include "gym/rl/rewards.h"
+#include "rl/sandbox.h"
 
 namespace fs = std::filesystem;
 using namespace gym;
@@ -44,10 +45,8 @@ std::string error_of(const std::string& cmd, double timeout = 20, int64_t output
   return "";
 }
 
-// bubblewrap installed and able to create namespaces here (as gym itself checks before using it).
-bool isolated() {
-  return std::system("/usr/bin/bwrap --unshare-all --die-with-parent --ro-bind / / /bin/true >/dev/null 2>&1") == 0;
-}
+// bubblewrap installed and able to create namespaces here, for the user the command runs as.
+bool isolated() { return rl::sandbox_isolates(); }
 
 }  // namespace
 
@@ -86,7 +85,7 @@ TEST(RlSandbox, TheWholeProcessTreeDiesWithTheCall) {
   EXPECT_EQ(rl::external_reward(batch(1), s).at(0).value(), 1.0);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));   // it did not wait for the grandchild
   std::this_thread::sleep_for(std::chrono::milliseconds(3000));
-  if (isolated()) EXPECT_FALSE(fs::exists(marker)) << "a setsid'd child outlived the reward call";
+  if (isolated()) { EXPECT_FALSE(fs::exists(marker)) << "a setsid'd child outlived the reward call"; }
   fs::remove(marker);
 }
 
@@ -101,4 +100,24 @@ TEST(RlSandbox, LimitsTimeoutsAndBadOutputsAreErrorsNamingTheCommand) {
   const auto mem = error_of("read l; a=$(head -c 400000000 /dev/zero | tr '\\0' x); echo 1", 20, 16, 256);
   EXPECT_FALSE(mem.empty()) << "a 400 MB allocation was allowed under a 256 MiB limit";
   EXPECT_NE(mem.find("external reward"), std::string::npos) << mem;
+}
+
+// reward_max_processes holds for every user, root included (the kernel exempts uid 0 from
+// RLIMIT_NPROC, so a root gym runs the command as nobody): of 60 background sleeps under a limit
+// of 20 added processes, the shell fails to start some. Bounded, unlike a real fork bomb.
+TEST(RlSandbox, TheProcessLimitHoldsEvenWhenGymIsRoot) {
+  rl::RewardSettings s;
+  s.external_command = "read l; n=0; i=0; while [ $i -lt 60 ]; do i=$((i+1)); (sleep 2) 2>/dev/null & [ $? -eq 0 ] && n=$((n+1)); done 2>/dev/null; "
+                       "echo $n";
+  s.external_max_processes = 20;
+  s.external_timeout = 20;
+  double seen = -1;
+  try {
+    seen = rl::external_reward(batch(1), s).at(0).value();
+  } catch (const Error& e) {
+    SUCCEED() << "the command could not run all its processes: " << e.what();
+    return;
+  }
+  EXPECT_LT(seen, 40) << "60 processes started under a limit of 20";
+  if (::geteuid() == 0) { EXPECT_EQ(run_one("read l; id -u"), 65534) << "a root gym ran the reward command as root"; }
 }

@@ -32,6 +32,7 @@
 #include "gym/rl/rewards.h"
 #include "recipes/dist_run.h"
 #include "recipes/evaluation.h"
+#include "recipes/step_end.h"
 #include "recipes/losses.h"
 #include "recipes/moe_monitor.h"
 #include "recipes/stop_signal.h"
@@ -228,13 +229,6 @@ void run_rl(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
   std::optional<metrics::TrainerLog> log;   // rank 0 alone writes to output_dir
   if (ctx.is_main()) log.emplace(c.output.output_dir, total_steps, resume_from.empty(), state.global_step);
   if (log) attach_tensorboard(c, *log);
-  const EvalSchedule eval_schedule(c.eval, total_steps);
-  if (c.eval.load_best_model_at_end && c.eval.steps < 1 && c.output.save_steps % eval_schedule.every() != 0)
-    config_error("key 'save_steps': load_best_model_at_end requires the saving steps to be a round multiple of the evaluation steps, "
-                 "but found {}, which is not a round multiple of {}", c.output.save_steps, eval_schedule.every());
-  metrics::Progress progress(total_steps);
-  const int64_t log_every = c.output.logging_steps < 1 ? std::max<int64_t>(1, static_cast<int64_t>(c.output.logging_steps * total_steps))
-                                                       : static_cast<int64_t>(c.output.logging_steps);
   auto policy = rl::make_policy_loss(rl.importance_sampling_level);
   rl::PolicyLossConfig pc;
   pc.loss_type = rl.loss_type;
@@ -271,6 +265,7 @@ void run_rl(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
   greedy.do_sample = false;
   greedy.repetition_penalty = 1.0;
   auto evaluate = [&] { return evaluate_rl(tm, eval_prompts, greedy, rl, rs, ctx); };
+  StepEnd step_end(c, ctx, total_steps, log, state, evaluate, [&] { save_checkpoint_all_ranks(ctx, rc, tm, opt, state, log, total_steps); });
   spdlog::info("{}: {} prompts, {} steps; per round {} prompts × {} generations, {} micro-batches of {} ({}), loss {} / {}",
                c.training.stage, prompts.size(), total_steps, prompts_per_round, g, micro_per_round, micro,
                off_policy ? "off-policy: old log-probs stored" : "on-policy", policy->name(), rl.loss_type);
@@ -287,10 +282,7 @@ void run_rl(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
   double step_loss = 0;
   int64_t micro_in_step = 0, step_tokens = 0, window_tokens = 0;
   auto window_start = std::chrono::steady_clock::now();
-  if (c.eval.on_start && state.global_step == 0) {   // HF's eval_on_start (a fresh run only)
-    const auto m = evaluate();
-    log_evaluation(log, state, m);
-  }
+  step_end.before_training();
   double epoch_before = sampler.epoch();
   while (state.global_step < total_steps) {
     // ---- a new generation round
@@ -435,7 +427,8 @@ void run_rl(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
       w.first = (k == "lr" || k == "grad_norm") ? v : w.first + v;
       w.second = (k == "lr" || k == "grad_norm") ? 1 : w.second + 1;
     }
-    if (state.global_step % log_every == 0 || state.global_step == total_steps) {
+    std::optional<std::map<std::string, double>> logged_metrics;
+    if (step_end.log_due()) {
       std::map<std::string, double> logged;
       for (const auto& [k, w] : window) logged[k] = w.first / static_cast<double>(w.second);
       window.clear();
@@ -451,52 +444,14 @@ void run_rl(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
           rows += "{\"step\": " + std::to_string(state.global_step) + ", " + line.substr(1) + "\n";
         append_completions(ctx, completions_path, rows);
       }
-      if (log) {
-        log->log(state.global_step, state.epoch, logged);
-        const double elapsed = log->elapsed_seconds();
-        progress.update(state.global_step, logged, elapsed, log->remaining_seconds(state.global_step));
-      }
-    } else if (log) {
-      progress.tick(state.global_step, log->elapsed_seconds(), log->remaining_seconds(state.global_step));
+      logged_metrics = std::move(logged);
     }
-    // ---- evaluation (after the log, before the checkpoint, as the HF Trainer)
-    bool stop_early = false;
-    if (eval_schedule.due(state.global_step, epoch_before, state.epoch)) {
-      const auto m = evaluate();
-      log_evaluation(log, state, m);
-      stop_early = record_evaluation(c.eval, state, m);
-    }
+    const bool stop = step_end.after_step(logged_metrics ? &*logged_metrics : nullptr, epoch_before);
     epoch_before = state.epoch;
-    if (state.global_step % c.output.save_steps == 0 && (state.global_step < total_steps || c.eval.load_best_model_at_end)) {
-      update_best_checkpoint(c, state);
-      save_checkpoint_all_ranks(ctx, rc, tm, opt, state, log, total_steps);
-    }
-    if (stop_early && state.global_step < total_steps) {
-      spdlog::info("early stopping at step {}: {} did not improve by more than {} for {} evaluations", state.global_step,
-                   c.eval.metric_for_best_model, c.eval.early_stopping_threshold, c.eval.early_stopping_patience);
-      state.stopped_early = true;
-      break;
-    }
-    // SIGINT / SIGTERM: stop at this step boundary with a checkpoint (unless one was just written);
-    // with several processes the ranks agree on the step.
-    if (const int sig = agreed_stop_signal(ctx); sig && state.global_step < total_steps) {
-      if (state.global_step % c.output.save_steps != 0) {
-        update_best_checkpoint(c, state);
-        save_checkpoint_all_ranks(ctx, rc, tm, opt, state, log, total_steps);
-      }
-      exit_for_stop(sig, c.output.output_dir.c_str(), static_cast<long>(state.global_step));
-    }
+    if (stop) break;
   }
-  if (ctx.is_main()) progress.finish();
   const double runtime = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (c.eval.load_best_model_at_end) {   // every rank, so that do_eval below evaluates the best weights everywhere
-    if (world > 1) ctx.comm->barrier();
-    load_best_at_end(c, tm, state);
-  }
-  if (c.eval.do_eval) {
-    state.final_eval = evaluate();
-    log_evaluation(log, state, state.final_eval);
-  }
+  step_end.after_training(tm);
   finish_run_all_ranks(ctx, rc, tm, state, log, total_steps, runtime, samples_seen);
   spdlog::info("done: {} steps in {:.1f} s, outputs in {}", state.global_step, runtime, c.output.output_dir);
 }

@@ -18,6 +18,7 @@
 #include "gym/lora/adapter.h"
 #include "recipes/dist_run.h"
 #include "recipes/evaluation.h"
+#include "recipes/step_end.h"
 #include "recipes/losses.h"
 #include "recipes/moe_monitor.h"
 #include "recipes/stop_signal.h"
@@ -84,22 +85,10 @@ void run_sft(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
   std::optional<metrics::TrainerLog> log;   // rank 0 alone writes to output_dir
   if (ctx.is_main()) log.emplace(c.output.output_dir, total_steps, resume_from.empty(), state.global_step);
   if (log) attach_tensorboard(c, *log);
-  const EvalSchedule eval_schedule(c.eval, total_steps);
   auto evaluate = [&] { return evaluate_sft(tm, eval_examples, c.eval.per_device_batch_size, ctx); };
-  if (c.eval.load_best_model_at_end && c.eval.steps < 1 && c.output.save_steps % eval_schedule.every() != 0)
-    config_error("key 'save_steps': load_best_model_at_end requires the saving steps to be a round multiple of the evaluation steps, "
-                 "but found {}, which is not a round multiple of {}", c.output.save_steps, eval_schedule.every());
-  metrics::Progress progress(total_steps);
-  const int64_t log_every = c.output.logging_steps < 1
-                                ? std::max<int64_t>(1, static_cast<int64_t>(c.output.logging_steps * total_steps))
-                                : static_cast<int64_t>(c.output.logging_steps);
+  StepEnd step_end(c, ctx, total_steps, log, state, evaluate, [&] { save_checkpoint_all_ranks(ctx, rc, tm, opt, state, log, total_steps); });
   spdlog::info("SFT: {} examples, {} steps (batch {} × {} processes × accumulation {}), warm-up {}, output {}", examples.size(),
                total_steps, batch, world, accum, opt.warmup_steps(), c.output.output_dir);
-  // Test hook: die by SIGKILL right after this step, to prove checkpoints survive a kill.
-  const char* kill_env = std::getenv("GYM_TEST_SIGKILL_AFTER_STEP");
-  const char* kill_rank = std::getenv("GYM_TEST_SIGKILL_RANK");   // with several processes: only this rank dies
-  const int64_t kill_after = kill_env && (!kill_rank || std::atoll(kill_rank) == rank) ? std::atoll(kill_env) : -1;
-
   install_stop_handlers();
   const bool global_balance = world > 1 && c.training.router_aux_loss_scope == "global";
   ExpertCollapseMonitor collapse;
@@ -107,10 +96,7 @@ void run_sft(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
   double loss_window = 0, aux_window = 0;
   int64_t window_steps = 0, tokens_window = 0, samples_seen = 0;
   auto window_start = start;
-  if (c.eval.on_start && state.global_step == 0) {   // HF's eval_on_start (a fresh run: a resumed one has its line)
-    const auto m = evaluate();
-    log_evaluation(log, state, m);
-  }
+  step_end.before_training();
   while (state.global_step < total_steps) {
     const double epoch_before = sampler.epoch();
     // ---- one optimizer step over `accum` micro-batches; the loss is the token mean of the step
@@ -159,8 +145,9 @@ void run_sft(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
     state.data_state = sampler.state();
     if (outcome.applied) loss_window += step_loss, aux_window += step_aux, ++window_steps;
 
-    // ---- logging
-    if (state.global_step % log_every == 0 || state.global_step == total_steps) {
+    // ---- logging, evaluation, checkpoints, early stopping, stop signals
+    std::optional<std::map<std::string, double>> logged;
+    if (step_end.log_due()) {
       const auto now = std::chrono::steady_clock::now();
       const double secs = std::chrono::duration<double>(now - window_start).count();
       std::map<std::string, double> metrics = {{"loss", window_steps ? loss_window / window_steps : NAN},
@@ -174,54 +161,13 @@ void run_sft(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
         for (const auto& [k, v] : step_moe) metrics[k] = v;
         collapse.update(step_moe, state.global_step);
       }
-      if (log) {
-        log->log(state.global_step, state.epoch, metrics);
-        const double elapsed = log->elapsed_seconds();
-        progress.update(state.global_step, metrics, elapsed, log->remaining_seconds(state.global_step));
-      }
+      logged = std::move(metrics);
       loss_window = aux_window = 0, window_steps = 0, tokens_window = 0, window_start = now;
-    } else if (log) {
-      progress.tick(state.global_step, log->elapsed_seconds(), log->remaining_seconds(state.global_step));
     }
-    // ---- evaluation (after the log, before the checkpoint, as the HF Trainer)
-    bool stop_early = false;
-    if (eval_schedule.due(state.global_step, epoch_before, state.epoch)) {
-      const auto m = evaluate();
-      log_evaluation(log, state, m);
-      stop_early = record_evaluation(c.eval, state, m);
-    }
-    // ---- checkpoints (with load_best_model_at_end also at the last step, so the best can be it)
-    if (state.global_step % c.output.save_steps == 0 && (state.global_step < total_steps || c.eval.load_best_model_at_end)) {
-      update_best_checkpoint(c, state);
-      save_checkpoint_all_ranks(ctx, rc, tm, opt, state, log, total_steps);
-    }
-    if (stop_early && state.global_step < total_steps) {
-      spdlog::info("early stopping at step {}: {} did not improve by more than {} for {} evaluations", state.global_step,
-                   c.eval.metric_for_best_model, c.eval.early_stopping_threshold, c.eval.early_stopping_patience);
-      state.stopped_early = true;
-      break;
-    }
-    if (state.global_step == kill_after) std::raise(SIGKILL);
-    // SIGINT / SIGTERM: stop at this step boundary with a checkpoint (unless one was just written).
-    // With several processes the ranks agree (max over ranks), so all stop at the same step.
-    if (const int sig = agreed_stop_signal(ctx); sig && state.global_step < total_steps) {
-      if (state.global_step % c.output.save_steps != 0) {
-        update_best_checkpoint(c, state);
-        save_checkpoint_all_ranks(ctx, rc, tm, opt, state, log, total_steps);
-      }
-      exit_for_stop(sig, c.output.output_dir.c_str(), static_cast<long>(state.global_step));
-    }
+    if (step_end.after_step(logged ? &*logged : nullptr, epoch_before)) break;
   }
-  if (ctx.is_main()) progress.finish();
   const double runtime = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (c.eval.load_best_model_at_end) {   // every rank, so that do_eval below evaluates the best weights everywhere
-    if (world > 1) ctx.comm->barrier();
-    load_best_at_end(c, tm, state);
-  }
-  if (c.eval.do_eval) {   // LLaMA-Factory: trainer.evaluate() after training, logged and saved as eval_results.json
-    state.final_eval = evaluate();
-    log_evaluation(log, state, state.final_eval);
-  }
+  step_end.after_training(tm);
   finish_run_all_ranks(ctx, rc, tm, state, log, total_steps, runtime, samples_seen);
   spdlog::info("done: {} steps in {:.1f} s, outputs in {}", state.global_step, runtime, c.output.output_dir);
 }

@@ -190,7 +190,9 @@ RewardScores external_reward(const std::vector<RewardInput>& batch, const Reward
   if (plan.isolated && WEXITSTATUS(status) > 128)
     runtime_error("external reward '{}' was killed by signal {}{}", command, WEXITSTATUS(status) - 128, tail(stderr_text));
   if (WEXITSTATUS(status) != 0)
-    runtime_error("external reward '{}' failed (exit status {}){}", command, WEXITSTATUS(status), tail(stderr_text));
+    runtime_error("external reward '{}' failed (exit status {}){}{}", command, WEXITSTATUS(status),
+                  plan.drop_root ? "; it ran as user nobody (gym runs as root): its files must be readable by all users" : "",
+                  tail(stderr_text));
 
   RewardScores scores;
   std::istringstream lines(stdout_text);
