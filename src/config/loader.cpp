@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <limits>
 
+#include "config/foreign_keys.h"
 #include "config/values.h"
 #include "gym/core/error.h"
 #include "gym/core/fs.h"
@@ -34,7 +36,13 @@ struct Reader {
     if (apply_alias(key, value, origin)) return;
     if (const KeyDef* def = find_key(key)) {
       values.set(key, normalise_value(*def, value, origin.where), origin);
-    } else if (is_known_foreign_key(key)) {
+    } else if (const ForeignKey* f = find_foreign_key(key)) {
+      if (f->use == ForeignUse::Guarded && !foreign_value_harmless(*f, value)) {
+        YAML::Emitter em;
+        em << YAML::Flow << value;
+        config_error("{}: key '{}' ({}) is {}, which gym does not implement and which would change the results: {}", origin.where, key,
+                     f->source, em.c_str(), f->note);
+      }
       if (std::find(foreign.begin(), foreign.end(), key) == foreign.end()) foreign.push_back(key);
     } else {
       unknown(key, origin);
@@ -56,16 +64,7 @@ struct Reader {
 
   // Axolotl / TRL spellings of gym's keys. Returns true when the key was handled.
   bool apply_alias(const std::string& key, const YAML::Node& value, const Origin& origin) {
-    static const std::map<std::string, std::string> renames = {
-        {"base_model", "model_name_or_path"}, {"micro_batch_size", "per_device_train_batch_size"},
-        {"num_epochs", "num_train_epochs"},   {"lr_scheduler", "lr_scheduler_type"},
-        {"sequence_len", "cutoff_len"},       {"lora_r", "lora_rank"},
-        {"val_set_size", "val_size"},         {"chat_template", "template"},
-        {"evaluation_strategy", "eval_strategy"},
-        {"lr", "learning_rate"},              {"rl_beta", "beta"},
-        {"max_prompt_len", "max_prompt_length"}, {"load_in_4bit_blocksize", "quantization_blocksize"},
-        {"bnb_4bit_use_double_quant", "double_quantization"}};
-    if (auto it = renames.find(key); it != renames.end()) return add(it->second, value, origin), true;
+    if (const ForeignKey* f = find_foreign_key(key); f && f->use == ForeignUse::Renamed) return add(f->target, value, origin), true;
     const bool truthy = value.IsScalar() && (value.Scalar() == "true" || value.Scalar() == "True");
     if (key == "load_in_4bit") {
       if (truthy) add("quantization_bit", YAML::Node("4"), origin);
@@ -79,7 +78,18 @@ struct Reader {
       if (truthy) add("lora_target", YAML::Node("all"), origin);
       return true;
     }
-    if (key == "lora_target_modules") return add("lora_target", value, origin), true;
+    if (key == "disable_gradient_checkpointing") {
+      if (truthy) add("gradient_checkpointing", YAML::Node("false"), origin);
+      return true;
+    }
+    if (key == "save_strategy") {   // HF: steps | no | epoch | best
+      const std::string v = value.IsScalar() ? value.Scalar() : "";
+      if (v == "no") add("save_steps", YAML::Node(std::to_string(std::numeric_limits<int32_t>::max())), origin);
+      else if (v != "steps")
+        config_error("{}: key 'save_strategy' is '{}': gym saves every save_steps ('steps') or not during training ('no'); "
+                     "'epoch' and 'best' are not implemented", origin.where, v);
+      return true;
+    }
     if (key == "adapter") {  // Axolotl: adapter: lora | qlora
       const std::string a = value.IsScalar() ? value.Scalar() : "";
       if (a != "lora" && a != "qlora") config_error("{}: key 'adapter' expects lora or qlora, got '{}'", origin.where, a);
@@ -169,7 +179,7 @@ struct Reader {
     std::string k = s.substr(0, eq);
     std::replace(k.begin(), k.end(), '-', '_');
     if (auto dot = k.find('.'); dot != std::string::npos && is_group_name(k.substr(0, dot))) k = k.substr(dot + 1);
-    return find_key(k) || is_known_foreign_key(k);
+    return find_key(k) || find_foreign_key(k);
   }
 };
 

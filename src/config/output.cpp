@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include "config/foreign_keys.h"
 #include "config/schema.h"
 #include "gym/config/config.h"
 
@@ -55,11 +56,9 @@ std::string config_reference_markdown() {
       "Values come from defaults, then the YAML file (and the files it `extends:`), then command-line "
       "overrides (`--key value`, `--key=value`, `key=value`, dotted `trl.beta=0.04`). `gym validate` prints "
       "each value's origin. Numbers such as `1e-5` are floats. Keys of LLaMA-Factory, HF "
-      "TrainingArguments, TRL and Axolotl that gym does not use are accepted with one warning; any other "
-      "unknown key is an error with a \"did you mean\".\n\n"
-      "Axolotl aliases: `base_model`, `micro_batch_size`, `num_epochs`, `lr_scheduler`, `sequence_len`, "
-      "`lora_r`, `lora_target_linear`, `lora_target_modules`, `load_in_4bit`, `adapter: lora|qlora`, "
-      "`val_set_size`, `chat_template`, `rl: grpo|gspo` with a `trl:` block.\n\n"
+      "TrainingArguments, TRL and Axolotl outside this table are handled as the survey at the end says "
+      "(renamed, implemented, warned, or refused when ignoring the value would change the results); any "
+      "other unknown key is an error with a \"did you mean\".\n\n"
       "Stage defaults: `stage: gspo` sets importance_sampling_level sequence, epsilon 3e-4, epsilon_high 4e-4, "
       "beta 0, loss_type grpo, learning_rate 1e-6 (the GSPO paper recipe); `stage: grpo` sets token level and "
       "learning_rate 1e-6 (TRL).\n";
@@ -71,6 +70,16 @@ std::string config_reference_markdown() {
     }
     out += fmt::format("| `{}` | {} | `{}` | {} |\n", def.name, type_name(def.type), def.default_value, def.help);
   }
+  out += "\n## Keys of other projects\n\n"
+         "The survey (`src/config/foreign_keys.cpp`): keys of LLaMA-Factory, HF TrainingArguments, TRL and Axolotl "
+         "that are not gym keys. *renamed*: the same meaning under gym's name; *implemented*: a rule of the "
+         "loader; *warned*: accepted and unused, listed in one warning (speed, memory, logging, hub or "
+         "environment settings); *refused unless off*: accepted with the warning while off, null or empty "
+         "(or one of the values named), otherwise a config error, because ignoring the value would change "
+         "what is computed. A test loads every row as the table says.\n\n"
+         "| key | project | gym | note |\n|---|---|---|---|\n";
+  for (const auto& k : foreign_keys())
+    out += fmt::format("| `{}` | {} | {} | {} |\n", k.name, k.source, foreign_use_text(k), k.note);
   return out;
 }
 

@@ -162,37 +162,6 @@ const char* stage_default(const std::string& key, const std::string& stage) {
   return k == s->second.end() ? nullptr : k->second;
 }
 
-bool is_known_foreign_key(const std::string& name) {
-  static const std::set<std::string> keys = {
-      // LLaMA-Factory model/data/finetuning arguments gym does not need
-      "trust_remote_code", "preprocessing_num_workers", "overwrite_cache", "flash_attn", "infer_backend",
-      "upcast_layernorm", "neat_packing", "disable_gradient_checkpointing", "use_reentrant_gc",
-      "use_unsloth", "enable_liger_kernel", "use_liger_kernel", "rope_scaling", "shift_attn",
-      "image_max_pixels", "video_max_pixels", "freeze_vision_tower", "create_new_adapter",
-      "pure_bf16", "preserve_thinking", "tokenized_path", "streaming", "buffer_size", "mix_strategy",
-      "ddp_find_unused_parameters", "print_param_status", "moe_aux_loss_coef", "cache_dir",
-      "model_revision", "infer_dtype", "vllm_maxlen", "use_fast_tokenizer", "resize_vocab",
-      // HF TrainingArguments
-      "do_train", "do_predict", "save_only_model", "save_strategy", "logging_first_step",
-      "logging_strategy", "run_name", "optim", "tf32", "dataloader_num_workers", "dataloader_pin_memory",
-      "remove_unused_columns", "push_to_hub", "hub_model_id", "log_level", "torch_compile",
-      "gradient_checkpointing_kwargs", "label_names", "include_num_input_tokens_seen", "disable_tqdm",
-      "save_safetensors", "local_rank", "full_determinism", "data_seed", "group_by_length",
-      "ignore_data_skip", "prediction_loss_only", "eval_accumulation_steps",
-      // TRL GRPOConfig
-      "use_vllm", "vllm_mode", "vllm_gpu_memory_utilization", "vllm_server_host", "vllm_server_port",
-      "vllm_tensor_parallel_size", "sync_ref_model", "ref_model_mixup_alpha", "ref_model_sync_steps",
-      "num_completions_to_print", "min_p", "generation_kwargs", "use_liger_loss",
-      // Axolotl
-      "strict", "val_set_seed", "flash_attention", "sdp_attention", "xformers_attention", "wandb_project",
-      "wandb_entity", "wandb_name", "wandb_log_model", "special_tokens", "tokenizer_type", "model_type",
-      "train_on_inputs", "group_by_length", "pad_to_sequence_len", "sample_packing", "eval_sample_packing",
-      "evals_per_epoch", "saves_per_epoch", "debug", "fsdp", "fsdp_config", "tokens", "dataset_prepared_path",
-      "datasets", "output_dir_suffix", "lora_modules_to_save", "lora_fan_in_fan_out", "bnb_4bit_quant_type",
-  };
-  return keys.count(name) > 0;
-}
-
 bool is_group_name(const std::string& name) {
   static const std::set<std::string> groups = {"trl", "model", "method", "lora", "quantization", "data",
                                                "rl", "training", "train", "output", "evaluation", "distributed"};

@@ -22,9 +22,6 @@ const char* type_name(KeyType t);
 // Defaults that depend on the stage (GSPO paper / TRL recipes); nullptr when none.
 const char* stage_default(const std::string& key, const std::string& stage);
 
-// Keys of LLaMA-Factory / HF TrainingArguments / Axolotl that gym accepts but does not use.
-bool is_known_foreign_key(const std::string& name);
-
 // Groups whose nested maps or dotted prefixes are flattened (`trl.beta`, `trl: {beta: ..}`).
 bool is_group_name(const std::string& name);
 

@@ -7,13 +7,15 @@ namespace gym {
 struct ThreadSettings {
   int torch_intra_op = 1;   // LibTorch's OpenMP pool (elementwise ops, reductions)
   int blas = 0;             // OpenBLAS pthread pool (matmuls); 0 = library default (all cores)
+  bool flush_denormal = false;   // denormal floats flushed to zero (x86 FTZ/DAZ) on the main thread
   std::string describe() const;
 };
 
 // Applies gym's thread policy once, before any tensor work. On a small CPU box LibTorch's
 // OpenMP pool and OpenBLAS's pthread pool both claim every core and fight; one intra-op thread
 // beside a multi-threaded BLAS measured 1.8x faster for LoRA SFT and 2.5-3x for decoding.
-// GYM_TORCH_THREADS overrides the intra-op count.
+// GYM_TORCH_THREADS overrides the intra-op count. Also flushes denormal floats to zero, whose
+// slow path made backward passes 6x slower (threads.cpp says when).
 const ThreadSettings& configure_threads();
 
 }  // namespace gym
