@@ -13,6 +13,7 @@
 #include "test_util.h"
 #include "gym/checkpoint/checkpoint.h"
 #include "gym/checkpoint/output_dir.h"
+#include "gym/ops/ops.h"
 #include "gym/config/config.h"
 #include "gym/core/error.h"
 #include "gym/core/fs.h"
@@ -107,9 +108,9 @@ TEST(Checkpoint, ListsRotatesAndPlansResume) {
 
 TEST(Checkpoint, CpuRngStateRoundTrips) {
   torch::manual_seed(3);
-  auto state = checkpoint::cpu_rng_state();
+  auto state = ops::default_generator_state(torch::kCPU);
   auto a = torch::rand({5});
-  checkpoint::set_cpu_rng_state(state);
+  ops::set_default_generator_state(torch::kCPU, state);
   auto b = torch::rand({5});
   EXPECT_TRUE(torch::equal(a, b));
 }

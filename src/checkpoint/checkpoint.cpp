@@ -1,6 +1,5 @@
 #include "gym/checkpoint/checkpoint.h"
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <spdlog/spdlog.h>
 
 #include <unistd.h>
@@ -100,18 +99,6 @@ StartPlan plan_start(const config::OutputArgs& out) {
     spdlog::info("output_dir {} holds no checkpoint, only outputs of an earlier gym run that stopped early: starting afresh",
                  dir.string());
   return plan;
-}
-
-torch::Tensor cpu_rng_state() {
-  auto gen = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(gen.mutex());
-  return gen.get_state();
-}
-
-void set_cpu_rng_state(const torch::Tensor& state) {
-  auto gen = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(gen.mutex());
-  gen.set_state(state);
 }
 
 }  // namespace gym::checkpoint

@@ -52,7 +52,7 @@ void save_checkpoint_all_ranks(const dist::RunContext& ctx, const config::Resolv
   opt.prepare_save();   // ZeRO: the moments gathered from every rank
   std::vector<torch::Tensor> rng;
   if (ctx.world() > 1) {
-    auto all = ctx.comm->all_gather(checkpoint::cpu_rng_state().unsqueeze(0));   // [world, S] uint8
+    auto all = ctx.comm->all_gather(ops::default_generator_state(torch::kCPU).unsqueeze(0));   // [world, S] uint8
     for (int64_t r = 0; r < ctx.world(); ++r) rng.push_back(all[r].clone());
   }
   std::vector<torch::Tensor> device_rng;

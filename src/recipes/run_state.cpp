@@ -111,7 +111,7 @@ void save_checkpoint(const config::ResolvedConfig& rc, TrainModel& tm, const Opt
     save_trained(tm, c, tmp);
     opt.save(tmp);
     torch::serialize::OutputArchive rng;
-    rng.write("cpu", checkpoint::cpu_rng_state());
+    rng.write("cpu", ops::default_generator_state(torch::kCPU));
     if (rank_rng.size() > 1) {
       rng.write("world_size", torch::tensor(static_cast<int64_t>(rank_rng.size())));
       for (size_t r = 0; r < rank_rng.size(); ++r) rng.write("cpu_rank_" + std::to_string(r), rank_rng[r]);
@@ -147,7 +147,7 @@ RunState load_checkpoint(const fs::path& dir, TrainModel& tm, Optimization& opt,
       spdlog::warn("{} was written by {} process(es), this run has {}: the data order and batches continue, but random "
                    "streams (dropout) restart from rank 0's state, so the run is not bit-identical to an uninterrupted one",
                    dir.string(), ckpt_world, world);
-    checkpoint::set_cpu_rng_state(cpu);
+    ops::set_default_generator_state(torch::kCPU, cpu);
     torch::Tensor cuda;
     if (tm.device.is_cuda() && rng.try_read("cuda", cuda)) {
       if (ckpt_world == world && world > 1) rng.try_read("cuda_rank_" + std::to_string(rank), cuda);

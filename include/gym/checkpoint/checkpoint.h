@@ -37,8 +37,4 @@ StartPlan plan_start(const config::OutputArgs& out);
 // The step number of a checkpoint-N folder name (throws for other names).
 int64_t checkpoint_step(const fs::path& dir);
 
-// The CPU generator state (dropout, shuffles drawn from the default generator).
-torch::Tensor cpu_rng_state();
-void set_cpu_rng_state(const torch::Tensor& state);
-
 }  // namespace gym::checkpoint
