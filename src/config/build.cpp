@@ -186,6 +186,16 @@ TrainConfig build_config(Values& v, std::vector<std::string>& warnings) {
     const char* key = eval_strategy != "no" ? "eval_strategy" : v.get_bool("do_eval") ? "do_eval" : "eval_on_start";
     config_error("{}: key '{}' needs an eval split: set val_size (a fraction < 1 or a row count) or eval_dataset", where(v, key), key);
   }
+  if (v.get_bool("do_predict")) {   // LLaMA-Factory's SFT predict
+    if (v.get_string("stage") != "sft")
+      config_error("{}: do_predict writes generated_predictions.jsonl for stage sft (GRPO/GSPO: do_eval gives eval_reward)", where(v, "do_predict"));
+    if (!v.get_bool("predict_with_generate"))
+      config_error("{}: do_predict needs predict_with_generate: true (loss-only prediction is not implemented; do_eval gives eval_loss)",
+                   where(v, "do_predict"));
+    if (!has_eval_data) config_error("{}: key 'do_predict' needs an eval split: set eval_dataset or val_size", where(v, "do_predict"));
+  }
+  if (!v.get_bool("do_train") && !v.get_bool("do_predict"))
+    config_error("{}: do_train: false leaves nothing to do without do_predict", where(v, "do_train"));
   const bool early_stopping = !v.is_null("early_stopping_patience");
   if (early_stopping && v.get_int("early_stopping_patience") <= 0)
     config_error("{}: early_stopping_patience must be positive, got {}", where(v, "early_stopping_patience"), v.get_int("early_stopping_patience"));
@@ -334,6 +344,8 @@ TrainConfig build_config(Values& v, std::vector<std::string>& warnings) {
   e.per_device_batch_size = v.get_int("per_device_eval_batch_size");
   e.do_eval = v.get_bool("do_eval");
   e.on_start = v.get_bool("eval_on_start");
+  e.do_predict = v.get_bool("do_predict");
+  e.do_train = v.get_bool("do_train");
   e.load_best_model_at_end = v.get_bool("load_best_model_at_end");
   e.metric_for_best_model = best_metric;
   e.greater_is_better = greater;

@@ -192,7 +192,7 @@ void finish_outputs(const config::ResolvedConfig& rc, TrainModel& tm, const RunS
                     int64_t total_steps, double runtime, int64_t samples_seen) {
   const auto& c = rc.config;
   const fs::path out = c.output.output_dir;
-  save_trained(tm, c, out);
+  if (c.eval.do_train) save_trained(tm, c, out);   // a prediction run (do_train: false) trained nothing to save
   double loss_sum = 0;
   int n = 0;
   for (const auto& l : log.history())
@@ -204,11 +204,18 @@ void finish_outputs(const config::ResolvedConfig& rc, TrainModel& tm, const RunS
                             {"train_samples_per_second", runtime > 0 ? samples_seen / runtime : 0.0},
                             {"train_steps_per_second", runtime > 0 ? state.global_step / runtime : 0.0},
                             {"num_input_tokens_seen", state.tokens_seen}};
-  write_file_atomic(out / "train_results.json", results.dump(2) + "\n");
+  if (!c.eval.do_train) results = nlohmann::json::object();
+  else write_file_atomic(out / "train_results.json", results.dump(2) + "\n");
   if (!state.final_eval.empty()) {   // do_eval: as LLaMA-Factory's trainer.save_metrics("eval", ...)
     nlohmann::json eval = {{"epoch", state.epoch}};
     for (const auto& [k, v] : state.final_eval) eval[k] = v, results[k] = v;
     write_file_atomic(out / "eval_results.json", eval.dump(2) + "\n");
+  }
+  if (!state.predict_metrics.empty()) {   // do_predict: as LLaMA-Factory's save_predictions + save_metrics("predict", ...)
+    write_file_atomic(out / "generated_predictions.jsonl", state.predictions_jsonl);
+    nlohmann::json predict;
+    for (const auto& [k, v] : state.predict_metrics) predict[k] = v, results[k] = v;
+    write_file_atomic(out / "predict_results.json", predict.dump(2) + "\n");
   }
   write_file_atomic(out / "all_results.json", results.dump(2) + "\n");
   if (c.output.plot_loss) {
@@ -224,7 +231,8 @@ void finish_outputs(const config::ResolvedConfig& rc, TrainModel& tm, const RunS
   // Last: it marks the run finished (a rerun does not train again), so a write that failed before
   // it (a full disk) leaves a run that the same command completes.
   auto final_state = trainer_state_json(c, state, log, total_steps);
-  final_state["gym_finished"] = state.global_step >= total_steps || state.stopped_early;   // early stopping finishes a run too
+  // early stopping finishes a run too, and so does a prediction run
+  final_state["gym_finished"] = state.global_step >= total_steps || state.stopped_early || !c.eval.do_train;
   write_file_atomic(out / "trainer_state.json", final_state.dump(2) + "\n");
 }
 

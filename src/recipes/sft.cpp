@@ -1,6 +1,7 @@
 // stage: sft — supervised fine-tuning, readable top to bottom.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -18,6 +19,7 @@
 #include "gym/lora/adapter.h"
 #include "recipes/dist_run.h"
 #include "recipes/evaluation.h"
+#include "recipes/prediction.h"
 #include "recipes/step_end.h"
 #include "recipes/losses.h"
 #include "recipes/moe_monitor.h"
@@ -65,6 +67,19 @@ void run_sft(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
     for (auto l : ex.labels) trained |= l != -100;
     if (trained) eval_examples.push_back(std::move(ex));
   }
+  // do_predict: the eval split again, trained labels on the last assistant turn only (its prompt ends before them)
+  std::vector<data::SftExample> predict_examples;
+  if (c.eval.do_predict) {
+    data::RenderOptions po = ro;
+    po.train_on_prompt = false;
+    po.mask_history = true;
+    for (const auto& conv : splits.eval) {
+      auto ex = data::encode_sft(conv, tm.tokenizer, po);
+      if (std::any_of(ex.labels.begin(), ex.labels.end(), [](int64_t l) { return l != -100; })) predict_examples.push_back(std::move(ex));
+    }
+    if (predict_examples.empty())
+      config_error("do_predict: the eval split has no example with an answer after cutoff_len {} (eval_dataset / val_size)", c.data.cutoff_len);
+  }
   if (c.eval.any() && eval_examples.empty())
     config_error("the eval split has no example with a trained token after cutoff_len {} (val_size / eval_dataset)", c.data.cutoff_len);
   data::BatchSampler sampler(static_cast<int64_t>(examples.size()), static_cast<uint64_t>(c.training.seed));
@@ -87,7 +102,8 @@ void run_sft(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
   if (log) attach_tensorboard(c, *log);
   auto evaluate = [&] { return evaluate_sft(tm, eval_examples, c.eval.per_device_batch_size, ctx); };
   StepEnd step_end(c, ctx, total_steps, log, state, evaluate, [&] { save_checkpoint_all_ranks(ctx, rc, tm, opt, state, log, total_steps); });
-  spdlog::info("SFT: {} examples, {} steps (batch {} × {} processes × accumulation {}), warm-up {}, output {}", examples.size(),
+  if (!c.eval.do_train) spdlog::info("prediction run (do_train: false): {} eval examples, output {}", predict_examples.size(), c.output.output_dir);
+  else spdlog::info("SFT: {} examples, {} steps (batch {} × {} processes × accumulation {}), warm-up {}, output {}", examples.size(),
                total_steps, batch, world, accum, opt.warmup_steps(), c.output.output_dir);
   install_stop_handlers();
   const bool global_balance = world > 1 && c.training.router_aux_loss_scope == "global";
@@ -97,7 +113,7 @@ void run_sft(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
   int64_t window_steps = 0, tokens_window = 0, samples_seen = 0;
   auto window_start = start;
   step_end.before_training();
-  while (state.global_step < total_steps) {
+  while (c.eval.do_train && state.global_step < total_steps) {
     const double epoch_before = sampler.epoch();
     // ---- one optimizer step over `accum` micro-batches; the loss is the token mean of the step
     std::vector<data::Batch> micro;
@@ -168,6 +184,11 @@ void run_sft(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
   }
   const double runtime = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   step_end.after_training(tm);
+  if (c.eval.do_predict) {
+    auto p = predict_sft(tm, predict_examples, c.training.max_new_tokens, ctx);
+    state.predictions_jsonl = std::move(p.jsonl), state.predict_metrics = std::move(p.metrics);
+    spdlog::info("do_predict: {} predictions, generated_predictions.jsonl in {}", predict_examples.size(), c.output.output_dir);
+  }
   finish_run_all_ranks(ctx, rc, tm, state, log, total_steps, runtime, samples_seen);
   spdlog::info("done: {} steps in {:.1f} s, outputs in {}", state.global_step, runtime, c.output.output_dir);
 }

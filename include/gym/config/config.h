@@ -127,6 +127,8 @@ struct EvalArgs {
   int64_t per_device_batch_size = 8;
   bool do_eval = false;                        // also evaluate once after training (eval_results.json)
   bool on_start = false;                       // evaluate before the first step
+  bool do_predict = false;                     // SFT: generated_predictions.jsonl of the eval split (greedy)
+  bool do_train = true;                        // false: no training step (a prediction run)
   bool load_best_model_at_end = false;
   std::string metric_for_best_model;           // resolved with the eval_ prefix: eval_loss (SFT), eval_reward (RL)
   bool greater_is_better = false;              // resolved: HF's default (false for *loss)

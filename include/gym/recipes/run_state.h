@@ -28,6 +28,8 @@ struct RunState {
   int64_t early_stopping_patience_counter = 0;
   bool stopped_early = false;                        // not saved: a run that stopped early finishes
   std::map<std::string, double> final_eval;          // do_eval's metrics after training (eval_results.json)
+  std::string predictions_jsonl;                     // do_predict: generated_predictions.jsonl (rank 0)
+  std::map<std::string, double> predict_metrics;     // do_predict: predict_results.json
 };
 
 // output_dir/checkpoint-N: adapter (or model), optimizer.pt, rng_state.pt, trainer_state.json.
