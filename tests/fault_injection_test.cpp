@@ -171,7 +171,7 @@ TEST(FaultInjection, KillNineDuringCheckpointWritesLosesNothing) {
   const Inputs in("kill9");
   const auto out = in.root / "out";
   const std::string cmd = gym_cmd("train " + kSft + in.args() + " --output_dir " + out.string() +
-                              " --lora_rank 8 --max_steps 40 --save_steps 1 --save_total_limit 3 --logging_steps 1");
+                              " --lora_rank 8 --max_steps 120 --save_steps 1 --save_total_limit 3 --logging_steps 1");
   std::map<std::string, std::map<std::string, uint64_t>> saved;   // checkpoint → its files' hashes
   int kills = 0;
   for (int round = 0; round < 8; ++round) {
@@ -222,7 +222,7 @@ TEST(FaultInjection, KillNineDuringCheckpointWritesLosesNothing) {
   EXPECT_NO_THROW(io::SafeTensorsFile(out / "adapter_model.safetensors"));
   const auto log = test::read_log(out);
   ASSERT_FALSE(log.empty());
-  EXPECT_EQ(log.back()["current_steps"], 40);
+  EXPECT_EQ(log.back()["current_steps"], 120);
   in.expect_untouched();
 }
 

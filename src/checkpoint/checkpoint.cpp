@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <regex>
 
 #include "gym/checkpoint/output_dir.h"
@@ -42,8 +43,19 @@ std::optional<fs::path> latest_checkpoint(const fs::path& output_dir) {
   return all.back().second;
 }
 
-void rotate_checkpoints(const fs::path& output_dir, int64_t keep) {
+void rotate_checkpoints(const fs::path& output_dir, int64_t keep, const fs::path& best) {
   auto all = list_checkpoints(output_dir);
+  // HF's _sorted_checkpoints: the best checkpoint moves next to the latest and so is kept (with a
+  // limit of 1, the best and the latest both stay).
+  if (!best.empty() && all.size() > 1) {
+    auto it = std::find_if(all.begin(), all.end(), [&](const auto& ck) { return ck.second.filename() == best.filename(); });
+    if (it != all.end() && it + 1 != all.end()) {
+      auto kept = *it;
+      all.erase(it);
+      all.insert(all.end() - 1, kept);
+      keep = std::max<int64_t>(keep, 2);
+    }
+  }
   for (size_t i = 0; i + static_cast<size_t>(std::max<int64_t>(keep, 0)) < all.size(); ++i) {
     spdlog::info("removing old checkpoint {} (save_total_limit {})", all[i].second.string(), keep);
     // Renamed first (one atomic step: no longer a checkpoint), so that a kill while its files are

@@ -63,25 +63,6 @@ nlohmann::json trainer_state_json(const config::TrainConfig& c, const RunState& 
           {"gym_extra", s.extra}};
 }
 
-// save_total_limit with load_best_model_at_end: as HF's _sorted_checkpoints, the best checkpoint
-// moves next to the latest and so is kept (with a limit of 1, the best and the latest both stay).
-void rotate_keeping_best(const fs::path& output_dir, int64_t keep, const fs::path& best) {
-  auto all = checkpoint::list_checkpoints(output_dir);
-  if (!best.empty() && all.size() > 1) {
-    auto it = std::find_if(all.begin(), all.end(), [&](const auto& ck) { return ck.second.filename() == best.filename(); });
-    if (it != all.end() && it + 1 != all.end()) {
-      auto kept = *it;
-      all.erase(it);
-      all.insert(all.end() - 1, kept);
-      keep = std::max<int64_t>(keep, 2);
-    }
-  }
-  for (size_t i = 0; i + static_cast<size_t>(std::max<int64_t>(keep, 0)) < all.size(); ++i) {
-    spdlog::info("removing old checkpoint {} (save_total_limit {})", all[i].second.string(), keep);
-    fs::remove_all(all[i].second);
-  }
-}
-
 }  // namespace
 
 fs::path prepare_output_dir(const config::ResolvedConfig& rc) {
@@ -126,7 +107,7 @@ void save_checkpoint(const config::ResolvedConfig& rc, TrainModel& tm, const Opt
     write_file_atomic(tmp / "trainer_state.json", trainer_state_json(c, state, log, total_steps).dump(2) + "\n");
   });
   if (c.output.save_total_limit)
-    rotate_keeping_best(c.output.output_dir, *c.output.save_total_limit, state.best_model_checkpoint);
+    checkpoint::rotate_checkpoints(c.output.output_dir, *c.output.save_total_limit, state.best_model_checkpoint);
 }
 
 RunState load_checkpoint(const fs::path& dir, TrainModel& tm, Optimization& opt, int64_t rank, int64_t world) {

@@ -17,8 +17,9 @@ namespace fs = std::filesystem;
 std::vector<std::pair<int64_t, fs::path>> list_checkpoints(const fs::path& output_dir);
 std::optional<fs::path> latest_checkpoint(const fs::path& output_dir);
 
-// Deletes the oldest checkpoints beyond `keep`.
-void rotate_checkpoints(const fs::path& output_dir, int64_t keep);
+// Deletes the oldest checkpoints beyond `keep` (each renamed first, so a kill never leaves a
+// half-deleted checkpoint). `best` (load_best_model_at_end) is kept as HF's _sorted_checkpoints does.
+void rotate_checkpoints(const fs::path& output_dir, int64_t keep, const fs::path& best = {});
 
 // What a run does at start, following LLaMA-Factory / HF Trainer:
 // - resume_from_checkpoint: a path, or "true" for the latest in output_dir (error if none);
