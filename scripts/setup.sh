@@ -13,6 +13,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   libgloo-dev             # ProcessGroupGloo.hpp (c10d on CPU)
   libpcre2-dev libutf8proc-dev   # tokenizer: Split regex with Unicode classes, NFC
+  libpng-dev              # training_*.png plots
+  chromium                # the report.html rendering test (headless)
   bubblewrap              # the sandbox of the external reward command (namespaces)
   clang libclang-rt-14-dev   # the libFuzzer targets (fuzz/, scripts/fuzz.sh): clang + libFuzzer, ASan, UBSan
   python3-torch           # bench/compare_peer.py: the PyTorch eager peer (the same LibTorch 1.13 + OpenBLAS)

@@ -17,6 +17,7 @@ void add_generate_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
 void add_export_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
+void add_report_command(CLI::App& app);
 // gym help [COMMAND...] and gym completion bash (cmd_help.cpp).
 void add_help_commands(CLI::App& app);
 // "; did you mean 'train'?" for a word close to one of app's commands, else "".

@@ -53,6 +53,7 @@ int main(int argc, char** argv) {
   cli::add_tokenize_command(app);
   cli::add_export_command(app);
   cli::add_bench_command(app);
+  cli::add_report_command(app);
   cli::add_help_commands(app);
   if (const int rc = cli::check_command_word(app, argc, argv)) return rc;
 

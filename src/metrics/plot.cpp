@@ -1,10 +1,12 @@
 #include "gym/metrics/plot.h"
 
 #include <fmt/format.h>
+#include <png.h>
 
 #include <algorithm>
 #include <cmath>
 
+#include "gym/core/error.h"
 #include "gym/core/fs.h"
 
 namespace gym::metrics {
@@ -66,6 +68,91 @@ bool write_plot_svg(const std::filesystem::path& path, const std::string& title,
   svg += fmt::format("<text x=\"{}\" y=\"{}\" fill=\"#1f77b4\">original (light), smoothed (dark)</text>\n", left + 8, top + 16);
   svg += "</svg>\n";
   write_file_atomic(path, svg);
+  return true;
+}
+
+}  // namespace gym::metrics
+
+// ---- PNG
+namespace gym::metrics {
+namespace {
+
+struct Canvas {
+  int w, h;
+  std::vector<uint8_t> rgb;   // row-major, 3 bytes per pixel
+  Canvas(int w_, int h_) : w(w_), h(h_), rgb(static_cast<size_t>(w_) * h_ * 3, 255) {}
+  // Blends colour c into pixel (x, y) with opacity a.
+  void blend(int x, int y, const uint8_t c[3], double a) {
+    if (x < 0 || y < 0 || x >= w || y >= h) return;
+    uint8_t* p = &rgb[(static_cast<size_t>(y) * w + x) * 3];
+    for (int k = 0; k < 3; ++k) p[k] = static_cast<uint8_t>(std::lround(p[k] * (1 - a) + c[k] * a));
+  }
+  // A line `width` pixels wide: stamps a square brush every half pixel along it.
+  void line(double x0, double y0, double x1, double y1, const uint8_t c[3], double a, int width) {
+    const int n = std::max(1, static_cast<int>(std::ceil(2 * std::max(std::abs(x1 - x0), std::abs(y1 - y0)))));
+    std::vector<uint8_t> hit(rgb.size() / 3, 0);   // each pixel blended once per line
+    for (int i = 0; i <= n; ++i) {
+      const double t = static_cast<double>(i) / n;
+      const int cx = static_cast<int>(std::lround(x0 + (x1 - x0) * t)), cy = static_cast<int>(std::lround(y0 + (y1 - y0) * t));
+      for (int dy = -(width / 2); dy <= (width - 1) / 2; ++dy)
+        for (int dx = -(width / 2); dx <= (width - 1) / 2; ++dx) {
+          const int x = cx + dx, y = cy + dy;
+          if (x < 0 || y < 0 || x >= w || y >= h || hit[static_cast<size_t>(y) * w + x]) continue;
+          hit[static_cast<size_t>(y) * w + x] = 1;
+          blend(x, y, c, a);
+        }
+    }
+  }
+};
+
+void png_append(png_structp png, png_bytep data, png_size_t n) {
+  static_cast<std::string*>(png_get_io_ptr(png))->append(reinterpret_cast<const char*>(data), n);
+}
+
+}  // namespace
+
+bool write_plot_png(const std::filesystem::path& path, const std::vector<double>& steps, const std::vector<double>& values) {
+  std::vector<double> xs, ys;
+  for (size_t i = 0; i < std::min(steps.size(), values.size()); ++i)
+    if (std::isfinite(values[i])) xs.push_back(steps[i]), ys.push_back(values[i]);
+  if (xs.size() < 2) return false;
+  const auto sm = smooth(ys);
+  const double x0 = *std::min_element(xs.begin(), xs.end()), x1 = *std::max_element(xs.begin(), xs.end());
+  double y0 = *std::min_element(ys.begin(), ys.end()), y1 = *std::max_element(ys.begin(), ys.end());
+  if (y1 - y0 < 1e-12) y0 -= 0.5, y1 += 0.5;
+  const int W = 640, H = 400;
+  const double left = 70, top = 40, w = W - left - 20, h = H - top - 50;
+  Canvas cv(W, H);
+  const uint8_t grey[3] = {136, 136, 136}, grid[3] = {220, 220, 220}, blue[3] = {31, 119, 180};
+  for (int i = 1; i < 4; ++i) {
+    cv.line(left, top + h * i / 4.0, left + w, top + h * i / 4.0, grid, 1.0, 1);
+    cv.line(left + w * i / 4.0, top, left + w * i / 4.0, top + h, grid, 1.0, 1);
+  }
+  cv.line(left, top, left + w, top, grey, 1.0, 1), cv.line(left, top + h, left + w, top + h, grey, 1.0, 1);
+  cv.line(left, top, left, top + h, grey, 1.0, 1), cv.line(left + w, top, left + w, top + h, grey, 1.0, 1);
+  auto px = [&](double x) { return left + (x1 > x0 ? (x - x0) / (x1 - x0) : 0.5) * w; };
+  auto py = [&](double y) { return top + h - (y - y0) / (y1 - y0) * h; };
+  for (size_t i = 1; i < xs.size(); ++i) cv.line(px(xs[i - 1]), py(ys[i - 1]), px(xs[i]), py(ys[i]), blue, 0.4, 2);
+  for (size_t i = 1; i < xs.size(); ++i) cv.line(px(xs[i - 1]), py(sm[i - 1]), px(xs[i]), py(sm[i]), blue, 1.0, 2);
+
+  std::string bytes;
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
+  png_infop info = png ? png_create_info_struct(png) : nullptr;
+  if (!png || !info) {
+    png_destroy_write_struct(&png, &info);
+    runtime_error("{}: libpng could not start a PNG", path.string());
+  }
+  if (setjmp(png_jmpbuf(png))) {   // libpng's error path (no C++ objects are created after this point)
+    png_destroy_write_struct(&png, &info);
+    runtime_error("{}: libpng failed to encode the plot", path.string());
+  }
+  png_set_write_fn(png, &bytes, png_append, nullptr);
+  png_set_IHDR(png, info, W, H, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  png_write_info(png, info);
+  for (int y = 0; y < H; ++y) png_write_row(png, &cv.rgb[static_cast<size_t>(y) * W * 3]);
+  png_write_end(png, nullptr);
+  png_destroy_write_struct(&png, &info);
+  write_file_atomic(path, bytes);
   return true;
 }
 

@@ -205,8 +205,9 @@ void finish_outputs(const config::ResolvedConfig& rc, TrainModel& tm, const RunS
       for (const auto& l : log.history())
         if (l.contains(key)) steps.push_back(l["current_steps"].get<double>()), values.push_back(l[key].get<double>());
       std::string name = key;
-      if (metrics::write_plot_svg(out / ("training_" + name + ".svg"), "training " + name + " of " + out.string(), steps, values))
-        spdlog::info("wrote {}", (out / ("training_" + name + ".svg")).string());
+      if (metrics::write_plot_svg(out / ("training_" + name + ".svg"), "training " + name + " of " + out.string(), steps, values) &&
+          metrics::write_plot_png(out / ("training_" + name + ".png"), steps, values))
+        spdlog::info("wrote {} (and .png)", (out / ("training_" + name + ".svg")).string());
     }
   }
   // Last: it marks the run finished (a rerun does not train again), so a write that failed before

@@ -13,4 +13,9 @@ std::vector<double> smooth(const std::vector<double>& values);
 bool write_plot_svg(const std::filesystem::path& path, const std::string& title, const std::vector<double>& steps,
                     const std::vector<double>& values);
 
+// The same plot as a PNG (libpng; as LLaMA-Factory's training_loss.png): frame, grid, the values
+// (light) and their smoothed curve (dark); the title and axis numbers are in the SVG only.
+// Returns false when fewer than 2 points.
+bool write_plot_png(const std::filesystem::path& path, const std::vector<double>& steps, const std::vector<double>& values);
+
 }  // namespace gym::metrics

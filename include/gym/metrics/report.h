@@ -1,0 +1,15 @@
+// `gym report OUTPUT_DIR`: one self-contained report.html of a run (no network, no external
+// files): results, plots of every logged curve (loss, eval loss, reward, KL, aux loss, grad norm,
+// learning rate, throughput) drawn by the page's own script from the embedded log, a heat map of
+// the MoE routing statistics over steps, the checkpoints and the resolved config.
+#pragma once
+#include <filesystem>
+#include <string>
+
+namespace gym::metrics {
+
+// The HTML for output_dir (reads trainer_log.jsonl, all_results.json, trainer_state.json,
+// gym_config.yaml and the checkpoint-N folders). A folder without trainer_log.jsonl is a config error.
+std::string render_report_html(const std::filesystem::path& output_dir);
+
+}  // namespace gym::metrics
