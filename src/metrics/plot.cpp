@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "gym/core/error.h"
 #include "gym/core/fs.h"
@@ -37,16 +38,32 @@ std::string polyline(const std::vector<double>& xs, const std::vector<double>& y
 }
 }  // namespace
 
+namespace {
+// The finite points of a curve, their smoothed values and the axis ranges (nullopt: < 2 points).
+struct Curve {
+  std::vector<double> xs, ys, sm;
+  double x0, x1, y0, y1;
+};
+
+std::optional<Curve> curve_of(const std::vector<double>& steps, const std::vector<double>& values) {
+  Curve c;
+  for (size_t i = 0; i < std::min(steps.size(), values.size()); ++i)
+    if (std::isfinite(values[i])) c.xs.push_back(steps[i]), c.ys.push_back(values[i]);
+  if (c.xs.size() < 2) return std::nullopt;
+  c.sm = smooth(c.ys);
+  c.x0 = *std::min_element(c.xs.begin(), c.xs.end()), c.x1 = *std::max_element(c.xs.begin(), c.xs.end());
+  c.y0 = *std::min_element(c.ys.begin(), c.ys.end()), c.y1 = *std::max_element(c.ys.begin(), c.ys.end());
+  if (c.y1 - c.y0 < 1e-12) c.y0 -= 0.5, c.y1 += 0.5;
+  return c;
+}
+}  // namespace
+
 bool write_plot_svg(const std::filesystem::path& path, const std::string& title, const std::vector<double>& steps,
                     const std::vector<double>& values) {
-  std::vector<double> xs, ys;
-  for (size_t i = 0; i < std::min(steps.size(), values.size()); ++i)
-    if (std::isfinite(values[i])) xs.push_back(steps[i]), ys.push_back(values[i]);
-  if (xs.size() < 2) return false;
-  const auto sm = smooth(ys);
-  const double x0 = *std::min_element(xs.begin(), xs.end()), x1 = *std::max_element(xs.begin(), xs.end());
-  double y0 = *std::min_element(ys.begin(), ys.end()), y1 = *std::max_element(ys.begin(), ys.end());
-  if (y1 - y0 < 1e-12) y0 -= 0.5, y1 += 0.5;
+  const auto c = curve_of(steps, values);
+  if (!c) return false;
+  const auto &xs = c->xs, &ys = c->ys, &sm = c->sm;
+  const double x0 = c->x0, x1 = c->x1, y0 = c->y0, y1 = c->y1;   // plain names: lambdas capture them
   const double W = 640, H = 400, left = 70, top = 40, w = W - left - 20, h = H - top - 50;
   std::string svg = fmt::format(
       "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-family=\"sans-serif\" font-size=\"12\">\n"
@@ -112,14 +129,10 @@ void png_append(png_structp png, png_bytep data, png_size_t n) {
 }  // namespace
 
 bool write_plot_png(const std::filesystem::path& path, const std::vector<double>& steps, const std::vector<double>& values) {
-  std::vector<double> xs, ys;
-  for (size_t i = 0; i < std::min(steps.size(), values.size()); ++i)
-    if (std::isfinite(values[i])) xs.push_back(steps[i]), ys.push_back(values[i]);
-  if (xs.size() < 2) return false;
-  const auto sm = smooth(ys);
-  const double x0 = *std::min_element(xs.begin(), xs.end()), x1 = *std::max_element(xs.begin(), xs.end());
-  double y0 = *std::min_element(ys.begin(), ys.end()), y1 = *std::max_element(ys.begin(), ys.end());
-  if (y1 - y0 < 1e-12) y0 -= 0.5, y1 += 0.5;
+  const auto c = curve_of(steps, values);
+  if (!c) return false;
+  const auto &xs = c->xs, &ys = c->ys, &sm = c->sm;
+  const double x0 = c->x0, x1 = c->x1, y0 = c->y0, y1 = c->y1;   // plain names: lambdas capture them
   const int W = 640, H = 400;
   const double left = 70, top = 40, w = W - left - 20, h = H - top - 50;
   Canvas cv(W, H);
