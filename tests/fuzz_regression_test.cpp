@@ -110,8 +110,15 @@ TEST(FuzzRegression, TokenizerJsonFieldsOfTheWrongTypeAreErrors) {
   const auto d = test::fresh_dir("fuzzreg_tok");
   tokenizer::write_bytes_tokenizer(d);
   const auto good = nlohmann::json::parse(read_file(d / "tokenizer.json"));
+  // tokenizer_fuzz (2026-12-02): an added token without "id" was read with operator[] on a const
+  // json, which is undefined for a missing key (a heap overflow under ASan); so were a one-element
+  // merge and a model without vocab or merges. Every read is at() now.
   for (const char* patch : {R"({"normalizer": {"type": 5}})", R"({"model": {"type": "BPE", "byte_fallback": "no"}})",
-                            R"({"added_tokens": [{"id": "x", "content": "<a>"}]})", R"({"decoder": {"type": []}})"}) {
+                            R"({"added_tokens": [{"id": "x", "content": "<a>"}]})", R"({"decoder": {"type": []}})",
+                            R"({"added_tokens": [{"co": 261, "content": "<a>"}]})", R"({"added_tokens": [{"id": 261}]})",
+                            R"({"model": {"merges": [["a"]]}})", R"({"model": {"vocab": null}})", R"({"model": {"merges": null}})",
+                            R"({"pre_tokenizer": {"type": "Sequence", "pretokenizers": null}})"}) {
+    SCOPED_TRACE(patch);
     auto t = good;
     t.merge_patch(nlohmann::json::parse(patch));
     write(d / "tokenizer.json", t.dump());

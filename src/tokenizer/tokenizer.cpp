@@ -208,14 +208,14 @@ Tokenizer Tokenizer::from_json_unchecked(const nlohmann::json& t, const nlohmann
     if (p.value("use_regex", true)) pattern = kGpt2Pattern;
   };
   if (pre.is_object() && pre.value("type", "") == "Sequence") {
-    for (const auto& p : pre["pretokenizers"]) {
+    for (const auto& p : pre.at("pretokenizers")) {
       const std::string type = p.value("type", "");
       if (type == "Split") {
         if (p.value("behavior", "") != "Isolated" || p.value("invert", false))
           config_error("{}: Split pre-tokenizer with behavior '{}' is not supported (Isolated)", source, p.value("behavior", ""));
         if (!p.contains("pattern") || !p["pattern"].contains("Regex"))
           config_error("{}: Split pre-tokenizer needs a Regex pattern", source);
-        pattern = p["pattern"]["Regex"].get<std::string>();
+        pattern = p.at("pattern").at("Regex").get<std::string>();
       } else if (type == "ByteLevel") {
         if (p.value("use_regex", true) && !pattern.empty()) config_error("{}: two regex pre-tokenizers are not supported", source);
         check_byte_level(p);
@@ -232,25 +232,25 @@ Tokenizer Tokenizer::from_json_unchecked(const nlohmann::json& t, const nlohmann
   if (pattern.empty()) config_error("{}: no pre-tokenizer regex", source);
   impl->regex = std::make_unique<Regex>(pattern, source);
   // model: BPE
-  const auto& m = t["model"];
+  const auto& m = t.at("model");   // at(): a missing key is an error (operator[] on a const json is undefined)
   if (m.value("type", "BPE") != "BPE") config_error("{}: model type '{}' is not supported (BPE)", source, m.value("type", ""));
   if (m.value("byte_fallback", false)) config_error("{}: BPE byte_fallback is not supported", source);
-  if (!m["dropout"].is_null() && m.contains("dropout")) config_error("{}: BPE dropout is not supported", source);
+  if (m.contains("dropout") && !m.at("dropout").is_null()) config_error("{}: BPE dropout is not supported", source);
   if (!m.value("continuing_subword_prefix", nlohmann::json("")).is_null() && m.value("continuing_subword_prefix", std::string()) != "")
     config_error("{}: continuing_subword_prefix is not supported", source);
   if (const auto& dec = t.value("decoder", nlohmann::json()); dec.is_object() && dec.value("type", "") != "ByteLevel")
     config_error("{}: decoder type '{}' is not supported (ByteLevel)", source, dec.value("type", ""));
   int64_t max_id = -1;
-  for (auto it = m["vocab"].begin(); it != m["vocab"].end(); ++it) {
+  for (auto it = m.at("vocab").begin(); it != m.at("vocab").end(); ++it) {
     const int64_t id = it->get<int64_t>();
     impl->vocab[it.key()] = id;
     max_id = std::max(max_id, id);
   }
   int rank = 0;
-  for (const auto& mg : m["merges"]) {
+  for (const auto& mg : m.at("merges")) {
     std::string a, b;
     if (mg.is_array()) {
-      a = mg[0].get<std::string>(), b = mg[1].get<std::string>();
+      a = mg.at(0).get<std::string>(), b = mg.at(1).get<std::string>();
     } else {
       const std::string s = mg.get<std::string>();
       const auto sp = s.find(' ');
@@ -261,7 +261,7 @@ Tokenizer Tokenizer::from_json_unchecked(const nlohmann::json& t, const nlohmann
   }
   Tokenizer tok;
   for (const auto& a : t.value("added_tokens", nlohmann::json::array())) {
-    AddedToken at{a["id"].get<int64_t>(), a["content"].get<std::string>(), a.value("special", false)};
+    AddedToken at{a.at("id").get<int64_t>(), a.at("content").get<std::string>(), a.value("special", false)};
     tok.added_.push_back(at);
     impl->added_special[at.id] = at.special;
     impl->vocab[at.content] = at.id;
