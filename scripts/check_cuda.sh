@@ -45,7 +45,7 @@ PACKAGES=(
   libtorch-cuda-dev nvidia-cuda-toolkit nvidia-cuda-toolkit-gcc libgloo-cuda-dev libnccl-dev
   g++ cmake ninja-build ccache pkg-config rsync python3
   libopenblas0-pthread libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
-  libgtest-dev libgmock-dev libpcre2-dev libutf8proc-dev bubblewrap
+  libgtest-dev libgmock-dev libpcre2-dev libutf8proc-dev bubblewrap libpng-dev
 )
 
 log() { printf 'check_cuda: %s\n' "$*"; }
