@@ -83,6 +83,13 @@ TEST(SftPredict, PredictionsAreTheGreedyCompletionsOfTheEvalPromptsAndAPredictio
   EXPECT_FALSE(fs::exists(predicted / "adapter_model.safetensors"));
   EXPECT_FALSE(fs::exists(predicted / "train_results.json"));
   EXPECT_TRUE(fs::exists(predicted / "predict_results.json"));
+
+  // With two processes each rank completes its share and rank 0 writes them in dataset order.
+  const auto two = root / "two";
+  r = test::run_gym("train " + kSft + " --nproc_per_node 2 --output_dir " + two.string() + " --do_train false --adapter_name_or_path " +
+                    trained.string() + kPredict);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(read_lines(two / "generated_predictions.jsonl"), lines);
 }
 
 TEST(SftPredict, MisconfiguredPredictionsAreConfigErrors) {
