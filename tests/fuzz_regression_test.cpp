@@ -117,7 +117,10 @@ TEST(FuzzRegression, TokenizerJsonFieldsOfTheWrongTypeAreErrors) {
                             R"({"added_tokens": [{"id": "x", "content": "<a>"}]})", R"({"decoder": {"type": []}})",
                             R"({"added_tokens": [{"co": 261, "content": "<a>"}]})", R"({"added_tokens": [{"id": 261}]})",
                             R"({"model": {"merges": [["a"]]}})", R"({"model": {"vocab": null}})", R"({"model": {"merges": null}})",
-                            R"({"pre_tokenizer": {"type": "Sequence", "pretokenizers": null}})"}) {
+                            R"({"pre_tokenizer": {"type": "Sequence", "pretokenizers": null}})",
+                            // and a token id that is no integer a vocabulary can hold (2.3e53 was UB in get<int64_t>)
+                            R"({"added_tokens": [{"id": 2.31111e+53, "content": "<a>"}]})", R"({"added_tokens": [{"id": -5, "content": "<a>"}]})",
+                            R"({"model": {"vocab": {"a": 1e300}}})", R"({"model": {"vocab": {"a": 99999999999}}})"}) {
     SCOPED_TRACE(patch);
     auto t = good;
     t.merge_patch(nlohmann::json::parse(patch));

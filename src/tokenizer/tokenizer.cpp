@@ -192,6 +192,19 @@ Tokenizer Tokenizer::from_json(const nlohmann::json& t, const nlohmann::json& cf
   return json_reader(source, [&] { return from_json_unchecked(t, cfg, source); });
 }
 
+namespace {
+// A token id of tokenizer.json: an integer in [0, 2^22). get<int64_t>() of a float such as 2.3e53
+// is undefined behaviour (tokenizer_fuzz), a negative id would index id_to_token below 0, and a
+// huge one would size it (real vocabularies are < 300 000).
+constexpr int64_t kMaxTokenId = (int64_t{1} << 22) - 1;
+int64_t token_id(const nlohmann::json& v, const std::string& source, const std::string& token) {
+  if (!v.is_number_integer()) config_error("{}: the id of token '{}' is not an integer: {}", source, token, v.dump());
+  if (v.is_number_unsigned() ? v.get<uint64_t>() > static_cast<uint64_t>(kMaxTokenId) : (v.get<int64_t>() < 0 || v.get<int64_t>() > kMaxTokenId))
+    config_error("{}: the id of token '{}' is {}, outside 0 .. {}", source, token, v.dump(), kMaxTokenId);
+  return v.get<int64_t>();
+}
+}  // namespace
+
 Tokenizer Tokenizer::from_json_unchecked(const nlohmann::json& t, const nlohmann::json& cfg, const std::string& source) {
   auto impl = std::make_shared<Impl>();
   // normalizer: null or NFC
@@ -242,7 +255,7 @@ Tokenizer Tokenizer::from_json_unchecked(const nlohmann::json& t, const nlohmann
     config_error("{}: decoder type '{}' is not supported (ByteLevel)", source, dec.value("type", ""));
   int64_t max_id = -1;
   for (auto it = m.at("vocab").begin(); it != m.at("vocab").end(); ++it) {
-    const int64_t id = it->get<int64_t>();
+    const int64_t id = token_id(*it, source, it.key());
     impl->vocab[it.key()] = id;
     max_id = std::max(max_id, id);
   }
@@ -261,7 +274,8 @@ Tokenizer Tokenizer::from_json_unchecked(const nlohmann::json& t, const nlohmann
   }
   Tokenizer tok;
   for (const auto& a : t.value("added_tokens", nlohmann::json::array())) {
-    AddedToken at{a.at("id").get<int64_t>(), a.at("content").get<std::string>(), a.value("special", false)};
+    const std::string content = a.at("content").get<std::string>();
+    AddedToken at{token_id(a.at("id"), source, content), content, a.value("special", false)};
     tok.added_.push_back(at);
     impl->added_special[at.id] = at.special;
     impl->vocab[at.content] = at.id;
