@@ -74,6 +74,15 @@ TEST(Report, RendersInChromiumWithEveryCurveAndTheMoeHeatMapDrawn) {
   EXPECT_EQ(h, 400);
   EXPECT_TRUE(fs::exists(dense / "training_eval_loss.png"));
 
+  // Every expert's load is logged (the heat map's rows).
+  const auto moe_log = test::read_log(moe);
+  int experts = 0;
+  for (auto it = moe_log.back().begin(); it != moe_log.back().end(); ++it) experts += it.key().rfind("moe/expert_load/", 0) == 0;
+  EXPECT_GE(experts, 4);
+  double load_sum = 0;
+  for (int e = 0; e < experts; ++e) load_sum += moe_log.back()["moe/expert_load/" + std::to_string(e)].get<double>();
+  EXPECT_NEAR(load_sum / experts, 1.0, 1e-6);   // shares relative to uniform average to 1
+
   for (const auto& dir : {dense, moe}) {
     r = test::run_gym("report " + dir.string());
     ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -106,5 +115,6 @@ TEST(Report, RendersInChromiumWithEveryCurveAndTheMoeHeatMapDrawn) {
   EXPECT_NE(dom.find("class=\"curve\""), std::string::npos);
   const std::string moe_dom = dump(moe / "report.html");
   EXPECT_GE(drawn(moe_dom, "data-metric", "aux_loss"), 2);
-  EXPECT_GE(drawn(moe_dom, "class", "heat"), 4);   // 4 logging steps × the routing statistics
+  EXPECT_GE(drawn(moe_dom, "data-metric", "moe/max_load"), 2);
+  EXPECT_EQ(drawn(moe_dom, "class", "heat"), 4 * experts);   // 4 logging steps × every expert
 }

@@ -55,7 +55,7 @@ uint64_t folder_bytes(const fs::path& dir) {
 }
 
 // The page's script: draws each <svg class="plot" data-metric="k"> from DATA.log and the heat map
-// from the moe/* metrics, then marks each drawn element with data-drawn="<points>".
+// from the moe/expert_load/<e> metrics, then marks each drawn element with data-drawn="<points>".
 const char* kScript = R"JS(
 const NS = 'http://www.w3.org/2000/svg';
 function el(tag, attrs, parent) {
@@ -89,25 +89,26 @@ function drawPlot(svg) {
   el('polyline', {points: pts, fill: 'none', stroke: '#1f77b4', 'stroke-width': 2, class: 'curve'}, svg);
   svg.dataset.drawn = String(xs.length);
 }
+function loadColour(v) {   // 0 blue, 1 white, >= 2 red
+  const t = Math.max(0, Math.min(2, v));
+  return t < 1 ? `rgb(${Math.round(255 * t)},${Math.round(255 * t)},255)` : `rgb(255,${Math.round(255 * (2 - t))},${Math.round(255 * (2 - t))})`;
+}
 function drawHeat(svg) {
   const keys = DATA.moe_keys, rows = DATA.log.filter(r => keys.some(k => typeof r[k] === 'number'));
-  const cw = Math.max(2, Math.min(24, 640 / Math.max(1, rows.length))), ch = 22, L = 170;
+  const cw = Math.max(2, Math.min(24, 640 / Math.max(1, rows.length))), ch = Math.max(4, Math.min(18, 600 / keys.length)), L = 80;
   const W = L + cw * rows.length + 10, H = ch * keys.length + 30;
   svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
   svg.setAttribute('width', W);
   svg.setAttribute('height', H);
   let cells = 0;
   keys.forEach((k, r) => {
-    el('text', {x: L - 6, y: 20 + r * ch + ch / 2 + 4, 'text-anchor': 'end'}, svg).textContent = k;
-    const vals = rows.map(row => row[k]).filter(v => typeof v === 'number');
-    const lo = Math.min(...vals), hi = Math.max(...vals);
+    const expert = k.substring(k.lastIndexOf('/') + 1);
+    if (ch >= 10 || r % 8 === 0) el('text', {x: L - 6, y: 20 + r * ch + ch / 2 + 4, 'text-anchor': 'end'}, svg).textContent = `expert ${expert}`;
     rows.forEach((row, c) => {
       const v = row[k];
       if (typeof v !== 'number') return;
-      const t = hi > lo ? (v - lo) / (hi - lo) : 0.5;
-      const cell = el('rect', {x: L + c * cw, y: 20 + r * ch, width: cw, height: ch - 2,
-                               fill: `rgb(${Math.round(255 * t)},${Math.round(80 + 60 * (1 - t))},${Math.round(255 * (1 - t))})`}, svg);
-      el('title', {}, cell).textContent = `${k} at step ${row.current_steps}: ${fmt(v)}`;
+      const cell = el('rect', {x: L + c * cw, y: 20 + r * ch, width: cw, height: ch - 1, fill: loadColour(v), stroke: '#eee'}, svg);
+      el('title', {}, cell).textContent = `expert ${expert} at step ${row.current_steps}: ${fmt(v)} x uniform`;
       cells++;
     });
   });
@@ -144,9 +145,12 @@ std::string render_report_html(const fs::path& output_dir) {
   for (const auto& k : preferred)
     if (points[k] >= 2) curves.push_back(k);
   for (const auto& [k, n] : points) {
-    if (k.rfind("moe/", 0) == 0) moe_keys.push_back(k);
+    if (k.rfind("moe/expert_load/", 0) == 0) moe_keys.push_back(k);
     else if (n >= 2 && std::find(curves.begin(), curves.end(), k) == curves.end()) curves.push_back(k);
   }
+  std::sort(moe_keys.begin(), moe_keys.end(), [](const std::string& a, const std::string& b) {   // expert 2 before expert 10
+    return std::stoll(a.substr(16)) < std::stoll(b.substr(16));
+  });
 
   std::string html = fmt::format(
       "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>gym report: {0}</title>\n<style>\n"
@@ -173,8 +177,9 @@ std::string render_report_html(const fs::path& output_dir) {
   for (const auto& k : curves) html += fmt::format("<svg class=\"plot\" data-metric=\"{}\"></svg>\n", escape_html(k));
   html += "</div>\n";
   if (!moe_keys.empty())
-    html += "<h2>MoE routing over steps</h2>\n<p>Each row is one logged routing statistic, each column a logging step, the colour "
-            "its value between the row's minimum (blue) and maximum (red).</p>\n<svg class=\"heat\"></svg>\n";
+    html += "<h2>MoE expert load over steps</h2>\n<p>Each row is one expert, each column a logging step; the colour is the "
+            "expert's share of the routed tokens relative to a uniform share, averaged over the MoE layers: blue below 1 (idle), "
+            "white at 1 (balanced), red at 2 and above.</p>\n<svg class=\"heat\"></svg>\n";
 
   html += "<h2>Checkpoints</h2>\n";
   std::vector<std::pair<int64_t, fs::path>> checkpoints;

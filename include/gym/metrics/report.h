@@ -1,7 +1,7 @@
 // `gym report OUTPUT_DIR`: one self-contained report.html of a run (no network, no external
 // files): results, plots of every logged curve (loss, eval loss, reward, KL, aux loss, grad norm,
 // learning rate, throughput) drawn by the page's own script from the embedded log, a heat map of
-// the MoE routing statistics over steps, the checkpoints and the resolved config.
+// each MoE expert's load over steps, the checkpoints and the resolved config.
 #pragma once
 #include <filesystem>
 #include <string>

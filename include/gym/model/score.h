@@ -27,7 +27,8 @@ torch::Tensor load_balancing_loss(const std::vector<torch::Tensor>& router_logit
 // Router statistics averaged over MoE layers, over unmasked tokens: moe/max_load and
 // moe/min_load (the busiest and idlest expert's share of routed slots relative to uniform: 1 =
 // balanced), moe/routing_entropy (nats, of the softmax over experts) and moe/idle_experts (the
-// number of (layer, expert) pairs that got no token).
+// number of (layer, expert) pairs that got no token), and moe/expert_load/<e> for each expert e
+// (its share relative to uniform, averaged over layers: the report's heat map).
 std::map<std::string, double> expert_statistics(const std::vector<torch::Tensor>& router_logits, int64_t num_experts,
                                                 int64_t top_k, const torch::Tensor& attention_mask = {});
 
