@@ -58,8 +58,7 @@ void add_generate_command(CLI::App& app) {
     sc.top_k = a->top_k >= 0 ? a->top_k : (a->config.empty() ? 0 : cfg.rl.top_k);
     sc.repetition_penalty = a->repetition_penalty > 0 ? a->repetition_penalty : (a->config.empty() ? 1.0 : cfg.rl.repetition_penalty);
     if (tok) {
-      sc.stop_ids.push_back(tok->eos_id());
-      if (auto e = tok->im_end_id(); e && *e != tok->eos_id()) sc.stop_ids.push_back(*e);
+      sc.stop_ids = tok->stop_ids();
       sc.pad_id = tok->pad_id();
     }
     for (auto e : m->config().eos_token_ids)

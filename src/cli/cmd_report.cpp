@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "gym/checkpoint/checkpoint.h"
 #include "gym/checkpoint/output_dir.h"
 #include "gym/core/error.h"
 #include "gym/core/fs.h"
@@ -22,7 +23,7 @@ void add_report_command(CLI::App& app) {
     const fs::path dir = a->dir;
     if (!fs::is_directory(dir)) config_error("{}: not a folder", dir.string());
     const fs::path out = a->out.empty() ? dir / "report.html" : fs::path(a->out);
-    const std::string html = metrics::render_report_html(dir);
+    const std::string html = metrics::render_report_html(dir, checkpoint::list_checkpoints(dir));
     // Inside output_dir the file is gym's: recorded in the manifest (overwrite_output_dir removes it),
     // and a report.html gym did not write is never replaced.
     const bool inside = fs::weakly_canonical(out.parent_path()) == fs::weakly_canonical(dir);

@@ -26,6 +26,13 @@ std::string broadcast_string(Communicator& comm, const std::string& s, int64_t r
   return std::string(reinterpret_cast<const char*>(bytes.data_ptr<uint8_t>()), static_cast<size_t>(len.item<int64_t>()));
 }
 
+std::string concat_in_rank_order(Communicator& comm, const std::string& s) {
+  if (comm.world() == 1) return s;
+  std::string all;
+  for (int64_t r = 0; r < comm.world(); ++r) all += broadcast_string(comm, comm.rank() == r ? s : "", r);
+  return all;
+}
+
 void all_reduce_gradients(Communicator& comm, const std::vector<torch::Tensor>& params) {
   if (comm.world() == 1) return;
   torch::NoGradGuard ng;

@@ -96,8 +96,10 @@ namespace {
 
 struct Canvas {
   int w, h;
-  std::vector<uint8_t> rgb;   // row-major, 3 bytes per pixel
-  Canvas(int w_, int h_) : w(w_), h(h_), rgb(static_cast<size_t>(w_) * h_ * 3, 255) {}
+  std::vector<uint8_t> rgb;      // row-major, 3 bytes per pixel
+  std::vector<uint32_t> stamp;   // per pixel: the last line that blended it (each line blends a pixel once)
+  uint32_t lines = 0;
+  Canvas(int w_, int h_) : w(w_), h(h_), rgb(static_cast<size_t>(w_) * h_ * 3, 255), stamp(static_cast<size_t>(w_) * h_, 0) {}
   // Blends colour c into pixel (x, y) with opacity a.
   void blend(int x, int y, const uint8_t c[3], double a) {
     if (x < 0 || y < 0 || x >= w || y >= h) return;
@@ -107,15 +109,15 @@ struct Canvas {
   // A line `width` pixels wide: stamps a square brush every half pixel along it.
   void line(double x0, double y0, double x1, double y1, const uint8_t c[3], double a, int width) {
     const int n = std::max(1, static_cast<int>(std::ceil(2 * std::max(std::abs(x1 - x0), std::abs(y1 - y0)))));
-    std::vector<uint8_t> hit(rgb.size() / 3, 0);   // each pixel blended once per line
+    const uint32_t id = ++lines;
     for (int i = 0; i <= n; ++i) {
       const double t = static_cast<double>(i) / n;
       const int cx = static_cast<int>(std::lround(x0 + (x1 - x0) * t)), cy = static_cast<int>(std::lround(y0 + (y1 - y0) * t));
       for (int dy = -(width / 2); dy <= (width - 1) / 2; ++dy)
         for (int dx = -(width / 2); dx <= (width - 1) / 2; ++dx) {
           const int x = cx + dx, y = cy + dy;
-          if (x < 0 || y < 0 || x >= w || y >= h || hit[static_cast<size_t>(y) * w + x]) continue;
-          hit[static_cast<size_t>(y) * w + x] = 1;
+          if (x < 0 || y < 0 || x >= w || y >= h || stamp[static_cast<size_t>(y) * w + x] == id) continue;
+          stamp[static_cast<size_t>(y) * w + x] = id;
           blend(x, y, c, a);
         }
     }

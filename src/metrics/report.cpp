@@ -5,13 +5,12 @@
 
 #include <algorithm>
 #include <map>
-#include <regex>
 #include <set>
-#include <sstream>
 
 #include "gym/core/error.h"
 #include "gym/core/fs.h"
 #include "gym/core/json.h"
+#include "gym/metrics/trainer_log.h"
 
 namespace gym::metrics {
 
@@ -120,18 +119,12 @@ document.querySelectorAll('svg.heat').forEach(drawHeat);
 
 }  // namespace
 
-std::string render_report_html(const fs::path& output_dir) {
+std::string render_report_html(const fs::path& output_dir, const std::vector<std::pair<int64_t, fs::path>>& checkpoints) {
   const fs::path log_file = output_dir / "trainer_log.jsonl";
   if (!fs::exists(log_file)) config_error("{}: no trainer_log.jsonl: not the output_dir of a gym run", output_dir.string());
   nlohmann::json log = nlohmann::json::array();
-  {
-    std::istringstream in(read_file(log_file));
-    for (std::string line; std::getline(in, line);) {
-      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-      auto j = nlohmann::json::parse(line, nullptr, false);
-      if (j.is_object() && j.contains("current_steps")) log.push_back(std::move(j));   // a torn last line is skipped
-    }
-  }
+  for (auto& row : read_trainer_log(log_file))
+    if (row.contains("current_steps")) log.push_back(std::move(row));
   // Curves in a fixed order, then any other numeric metric.
   const std::vector<std::string> preferred = {"loss",     "eval_loss", "reward",   "eval_reward", "reward_std", "kl",
                                               "aux_loss", "grad_norm", "lr",       "tokens_per_second", "completions/mean_length"};
@@ -143,7 +136,7 @@ std::string render_report_html(const fs::path& output_dir) {
     for (auto it = row.begin(); it != row.end(); ++it)
       if (it.value().is_number() && !skip.count(it.key())) ++points[it.key()];
   for (const auto& k : preferred)
-    if (points[k] >= 2) curves.push_back(k);
+    if (points.count(k) && points.at(k) >= 2) curves.push_back(k);
   for (const auto& [k, n] : points) {
     if (k.rfind("moe/expert_load/", 0) == 0) moe_keys.push_back(k);
     else if (n >= 2 && std::find(curves.begin(), curves.end(), k) == curves.end()) curves.push_back(k);
@@ -182,15 +175,6 @@ std::string render_report_html(const fs::path& output_dir) {
             "white at 1 (balanced), red at 2 and above.</p>\n<svg class=\"heat\"></svg>\n";
 
   html += "<h2>Checkpoints</h2>\n";
-  std::vector<std::pair<int64_t, fs::path>> checkpoints;
-  std::error_code ec;
-  const std::regex name(R"(checkpoint-(\d+))");
-  for (const auto& e : fs::directory_iterator(output_dir, ec)) {
-    std::smatch m;
-    const std::string n = e.path().filename().string();
-    if (e.is_directory() && std::regex_match(n, m, name)) checkpoints.emplace_back(std::stoll(m[1]), e.path());
-  }
-  std::sort(checkpoints.begin(), checkpoints.end());
   const std::string best = state.is_object() && state.value("best_model_checkpoint", nlohmann::json()).is_string()
                                ? fs::path(state["best_model_checkpoint"].get<std::string>()).filename().string()
                                : "";

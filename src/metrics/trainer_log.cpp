@@ -21,20 +21,24 @@ std::string format_hms(double seconds) {
   return fmt::format("{}:{:02d}:{:02d}", s / 3600, (s / 60) % 60, s % 60);
 }
 
+std::vector<nlohmann::json> read_trainer_log(const std::filesystem::path& file, int64_t up_to) {
+  std::vector<nlohmann::json> lines;
+  std::ifstream in(file);
+  for (std::string line; std::getline(in, line);) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_object()) continue;
+    const int64_t step = j.contains("current_steps") && j["current_steps"].is_number_integer() ? j["current_steps"].get<int64_t>() : 0;
+    if (step <= up_to) lines.push_back(std::move(j));
+  }
+  return lines;
+}
+
 TrainerLog::TrainerLog(const std::filesystem::path& output_dir, int64_t total_steps, bool fresh, int64_t start_step)
     : path_(output_dir / "trainer_log.jsonl"), total_steps_(total_steps), start_step_(start_step),
       start_(std::chrono::steady_clock::now()) {
   std::filesystem::create_directories(output_dir);
-  if (!fresh && std::filesystem::exists(path_)) {
-    // Keep the lines up to the resumed step; later ones belong to the interrupted run.
-    std::ifstream in(path_);
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.empty()) continue;
-      auto j = nlohmann::json::parse(line, nullptr, false);
-      if (!j.is_discarded() && j.value("current_steps", int64_t{0}) <= start_step) history_.push_back(j);
-    }
-  }
+  // Keep the lines up to the resumed step; later ones belong to the interrupted run.
+  if (!fresh) history_ = read_trainer_log(path_, start_step);
   out_.open(path_, std::ios::trunc);
   if (!out_) runtime_error("cannot write {}", path_.string());
   for (const auto& j : history_) out_ << j.dump() << "\n";

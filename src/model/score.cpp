@@ -29,7 +29,7 @@ std::map<std::string, double> expert_statistics(const std::vector<torch::Tensor>
                                                 int64_t top_k, const torch::Tensor& attention_mask) {
   torch::NoGradGuard ng;
   double max_load = 0, min_load = 0, entropy = 0, idle = 0;
-  std::vector<double> load(static_cast<size_t>(num_experts), 0.0);   // per expert, summed over layers
+  torch::Tensor load;   // [E] float64, each expert's share relative to uniform, summed over layers
   for (const auto& logits : router_logits) {
     auto probs = torch::softmax(logits.to(torch::kFloat32), -1);                       // [N, E]
     torch::Tensor keep = attention_mask.defined() ? attention_mask.reshape({-1}).to(torch::kBool)
@@ -41,14 +41,16 @@ std::map<std::string, double> expert_statistics(const std::vector<torch::Tensor>
     max_load += counts.max().item<double>() / uniform;
     min_load += counts.min().item<double>() / uniform;
     idle += (counts == 0).sum().item<double>();
-    const auto per_expert = (counts / uniform).contiguous();
-    for (int64_t e = 0; e < num_experts; ++e) load[static_cast<size_t>(e)] += per_expert[e].item<double>();
+    load = load.defined() ? load + counts / uniform : counts / uniform;
     entropy += -(probs * torch::log(probs.clamp_min(1e-30))).sum(-1).mean().item<double>();
   }
   const double layers = std::max<double>(1.0, static_cast<double>(router_logits.size()));
   std::map<std::string, double> stats = {{"moe/max_load", max_load / layers}, {"moe/min_load", min_load / layers},
                                          {"moe/routing_entropy", entropy / layers}, {"moe/idle_experts", idle}};
-  for (int64_t e = 0; e < num_experts; ++e) stats["moe/expert_load/" + std::to_string(e)] = load[static_cast<size_t>(e)] / layers;
+  if (load.defined()) {
+    const auto host = (load / layers).cpu().contiguous();   // one copy from the device
+    for (int64_t e = 0; e < num_experts; ++e) stats["moe/expert_load/" + std::to_string(e)] = host.data_ptr<double>()[e];
+  }
   return stats;
 }
 

@@ -25,6 +25,18 @@
 
 namespace gym::recipes {
 
+// Eval mode (no dropout) for a block; the train/eval mode it found is restored at its end.
+struct EvalMode {
+  explicit EvalMode(model::CausalLMImpl& m) : m_(m), was_training_(m.is_training()) { m_.eval(); }
+  ~EvalMode() {
+    if (was_training_) m_.train();
+  }
+  EvalMode(const EvalMode&) = delete;
+  EvalMode& operator=(const EvalMode&) = delete;
+  model::CausalLMImpl& m_;
+  bool was_training_;
+};
+
 class EvalSchedule {
  public:
   EvalSchedule(const config::EvalArgs& e, int64_t total_steps);

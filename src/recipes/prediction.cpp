@@ -5,26 +5,27 @@
 
 #include <algorithm>
 #include <chrono>
-#include <sstream>
+#include <cmath>
 
 #include "gym/dist/comm.h"
 #include "gym/model/generate.h"
+#include "recipes/evaluation.h"
 
 namespace gym::recipes {
 
 Predictions predict_sft(TrainModel& tm, const std::vector<data::SftExample>& examples, int64_t max_new_tokens, const dist::RunContext& ctx) {
   const auto start = std::chrono::steady_clock::now();
   torch::NoGradGuard no_grad;
-  const bool was_training = tm.model->is_training();
-  tm.model->eval();
+  EvalMode mode(*tm.model);
   model::SamplingConfig greedy;
   greedy.max_new_tokens = max_new_tokens;
-  greedy.stop_ids = {tm.tokenizer.eos_id()};
-  if (auto e = tm.tokenizer.im_end_id(); e && *e != tm.tokenizer.eos_id()) greedy.stop_ids.push_back(*e);
+  greedy.stop_ids = tm.tokenizer.stop_ids();
   greedy.pad_id = tm.tokenizer.pad_id();
-  // This rank's lines, each prefixed by its example index: "i\t{json}\n".
+  // This rank's contiguous share [begin, end) of the examples: rank order is dataset order.
+  const size_t n_all = examples.size(), world = static_cast<size_t>(ctx.world()), rank = static_cast<size_t>(ctx.rank());
+  const size_t begin = n_all * rank / world, end = n_all * (rank + 1) / world;
   std::string mine;
-  for (size_t i = static_cast<size_t>(ctx.rank()); i < examples.size(); i += static_cast<size_t>(ctx.world())) {
+  for (size_t i = begin; i < end; ++i) {
     const auto& ex = examples[i];
     const auto first = std::find_if(ex.labels.begin(), ex.labels.end(), [](int64_t l) { return l != -100; }) - ex.labels.begin();
     std::vector<int64_t> prompt(ex.input_ids.begin(), ex.input_ids.begin() + first), label;
@@ -36,24 +37,13 @@ Predictions predict_sft(TrainModel& tm, const std::vector<data::SftExample>& exa
     const auto completion = out.completion_ids[0].cpu();   // decoded on the host
     const std::vector<int64_t> cids(completion.data_ptr<int64_t>(), completion.data_ptr<int64_t>() + n);
     const nlohmann::ordered_json line = {{"prompt", tm.tokenizer.decode(prompt, false)},
-                                 {"predict", tm.tokenizer.decode(cids, true)},
-                                 {"label", tm.tokenizer.decode(label, true)}};
-    mine += std::to_string(i) + "\t" + line.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+                                         {"predict", tm.tokenizer.decode(cids, true)},
+                                         {"label", tm.tokenizer.decode(label, true)}};
+    mine += line.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
   }
-  if (was_training) tm.model->train();
-  std::string all = ctx.world() == 1 ? mine : "";
-  for (int64_t r = 0; ctx.world() > 1 && r < ctx.world(); ++r) all += dist::broadcast_string(*ctx.comm, ctx.rank() == r ? mine : "", r);
   Predictions p;
-  if (ctx.is_main()) {
-    std::vector<std::pair<size_t, std::string>> lines;
-    std::istringstream in(all);
-    for (std::string l; std::getline(in, l);) {
-      const auto tab = l.find('\t');
-      lines.emplace_back(std::stoull(l.substr(0, tab)), l.substr(tab + 1));
-    }
-    std::sort(lines.begin(), lines.end());
-    for (const auto& [i, l] : lines) p.jsonl += l + "\n";
-  }
+  p.jsonl = dist::concat_in_rank_order(*ctx.comm, mine);
+  if (!ctx.is_main()) p.jsonl.clear();
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const double n = static_cast<double>(examples.size());
   const double steps = std::ceil(n / static_cast<double>(ctx.world()));   // one example per rank and step

@@ -5,8 +5,8 @@
 // completion, "label": the reference, both without special tokens}. Greedy decoding (LLaMA-Factory
 // samples with temperature 0.95 / top_p 0.7 by default): the file is reproducible.
 //
-// Data parallel: rank r completes examples i with i % world == r; rank 0 gathers the lines in
-// dataset order.
+// Data parallel: each rank completes a contiguous share of the examples; the shares, in rank
+// order, are the file's lines in dataset order.
 #pragma once
 #include <map>
 #include <string>

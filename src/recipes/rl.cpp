@@ -57,8 +57,7 @@ struct Rollouts {
 // log_completions: every rank's rows of the last round, in rank order, appended to completions.jsonl
 // by rank 0 (collective). On resume, rows of steps after the checkpoint are dropped first.
 void append_completions(const dist::RunContext& ctx, const std::filesystem::path& path, const std::string& rows) {
-  std::string all = ctx.world() == 1 ? rows : "";
-  for (int64_t r = 0; ctx.world() > 1 && r < ctx.world(); ++r) all += dist::broadcast_string(*ctx.comm, ctx.rank() == r ? rows : "", r);
+  const std::string all = dist::concat_in_rank_order(*ctx.comm, rows);
   if (!ctx.is_main()) return;
   std::ofstream out(path, std::ios::app | std::ios::binary);
   out << all;
@@ -253,8 +252,7 @@ void run_rl(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
   sc.top_p = rl.top_p;
   sc.top_k = rl.top_k;
   sc.repetition_penalty = rl.repetition_penalty;
-  sc.stop_ids = {tm.tokenizer.eos_id()};
-  if (auto e = tm.tokenizer.im_end_id(); e && *e != tm.tokenizer.eos_id()) sc.stop_ids.push_back(*e);
+  sc.stop_ids = tm.tokenizer.stop_ids();
   sc.pad_id = tm.tokenizer.pad_id();
   // Rollouts apply the adapter unmerged, the configuration DistRl.GrpoAndGspoOnTwoProcessesEqualOne
   // verifies: a 2-process run must sample the tokens a single process samples, although the two

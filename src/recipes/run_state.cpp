@@ -173,20 +173,24 @@ void finish_outputs(const config::ResolvedConfig& rc, TrainModel& tm, const RunS
                     int64_t total_steps, double runtime, int64_t samples_seen) {
   const auto& c = rc.config;
   const fs::path out = c.output.output_dir;
-  if (c.eval.do_train) save_trained(tm, c, out);   // a prediction run (do_train: false) trained nothing to save
-  double loss_sum = 0;
-  int n = 0;
-  for (const auto& l : log.history())
-    if (l.contains("loss")) loss_sum += l["loss"].get<double>(), ++n;
-  nlohmann::json results = {{"epoch", state.epoch},
-                            {"total_flos", 0},
-                            {"train_loss", n ? loss_sum / n : 0.0},
-                            {"train_runtime", runtime},
-                            {"train_samples_per_second", runtime > 0 ? samples_seen / runtime : 0.0},
-                            {"train_steps_per_second", runtime > 0 ? state.global_step / runtime : 0.0},
-                            {"num_input_tokens_seen", state.tokens_seen}};
-  if (!c.eval.do_train) results = nlohmann::json::object();
-  else write_file_atomic(out / "train_results.json", results.dump(2) + "\n");
+  // all_results.json: train_results (not for a prediction run, do_train: false, which trained and
+  // saves nothing), then eval and predict results.
+  nlohmann::json results = nlohmann::json::object();
+  if (c.eval.do_train) {
+    save_trained(tm, c, out);
+    double loss_sum = 0;
+    int n = 0;
+    for (const auto& l : log.history())
+      if (l.contains("loss")) loss_sum += l["loss"].get<double>(), ++n;
+    results = {{"epoch", state.epoch},
+               {"total_flos", 0},
+               {"train_loss", n ? loss_sum / n : 0.0},
+               {"train_runtime", runtime},
+               {"train_samples_per_second", runtime > 0 ? samples_seen / runtime : 0.0},
+               {"train_steps_per_second", runtime > 0 ? state.global_step / runtime : 0.0},
+               {"num_input_tokens_seen", state.tokens_seen}};
+    write_file_atomic(out / "train_results.json", results.dump(2) + "\n");
+  }
   if (!state.final_eval.empty()) {   // do_eval: as LLaMA-Factory's trainer.save_metrics("eval", ...)
     nlohmann::json eval = {{"epoch", state.epoch}};
     for (const auto& [k, v] : state.final_eval) eval[k] = v, results[k] = v;
@@ -229,15 +233,6 @@ void add_speed(std::map<std::string, double>& m, double runtime, int64_t samples
   m["eval_steps_per_second"] = runtime > 0 ? round_to(static_cast<double>(steps) / runtime, 1e3) : 0.0;
 }
 
-// Restores the train/eval mode a block changed.
-struct EvalMode {
-  explicit EvalMode(model::CausalLMImpl& m) : m_(m), was_training_(m.is_training()) { m_.eval(); }
-  ~EvalMode() {
-    if (was_training_) m_.train();
-  }
-  model::CausalLMImpl& m_;
-  bool was_training_;
-};
 }  // namespace
 
 EvalSchedule::EvalSchedule(const config::EvalArgs& e, int64_t total_steps) : strategy_(e.strategy), total_(total_steps) {

@@ -34,6 +34,17 @@ int64_t label_pairs(const data::SftExample& e) {
   for (size_t t = 1; t < e.labels.size(); ++t) n += e.labels[t] != -100;
   return n;
 }
+
+// The conversations encoded, keeping those with at least one trained token after cutoff_len.
+std::vector<data::SftExample> encode_trained(const std::vector<data::Conversation>& convs, const tokenizer::Tokenizer& tok,
+                                             const data::RenderOptions& ro) {
+  std::vector<data::SftExample> out;
+  for (const auto& conv : convs) {
+    auto ex = data::encode_sft(conv, tok, ro);
+    if (std::any_of(ex.labels.begin(), ex.labels.end(), [](int64_t l) { return l != -100; })) out.push_back(std::move(ex));
+  }
+  return out;
+}
 }  // namespace
 
 void run_sft(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
@@ -49,34 +60,19 @@ void run_sft(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
   auto splits = data::load_datasets(c.data, /*prompt_only=*/false);
   data::RenderOptions ro{c.model.template_name, c.model.enable_thinking, c.data.cutoff_len, c.data.train_on_prompt,
                          c.data.mask_history, c.data.default_system};
-  std::vector<data::SftExample> examples;
-  for (const auto& conv : splits.train) {
-    auto ex = data::encode_sft(conv, tm.tokenizer, ro);
-    bool trained = false;
-    for (auto l : ex.labels) trained |= l != -100;
-    if (trained) examples.push_back(std::move(ex));
-  }
+  std::vector<data::SftExample> examples = encode_trained(splits.train, tm.tokenizer, ro);
   if (c.data.packing) examples = data::pack_examples(examples, c.data.cutoff_len);
   if (examples.empty()) config_error("no SFT example has a trained token after cutoff_len {}", c.data.cutoff_len);
   if (ctx.is_main()) spdlog::info("training example:\n{}", data::preview_example(examples.front(), tm.tokenizer));
   // The eval split (val_size rows carved after the seeded shuffle, or eval_dataset): never packed.
-  std::vector<data::SftExample> eval_examples;
-  for (const auto& conv : splits.eval) {
-    auto ex = data::encode_sft(conv, tm.tokenizer, ro);
-    bool trained = false;
-    for (auto l : ex.labels) trained |= l != -100;
-    if (trained) eval_examples.push_back(std::move(ex));
-  }
+  const auto eval_examples = encode_trained(splits.eval, tm.tokenizer, ro);
   // do_predict: the eval split again, trained labels on the last assistant turn only (its prompt ends before them)
   std::vector<data::SftExample> predict_examples;
   if (c.eval.do_predict) {
     data::RenderOptions po = ro;
     po.train_on_prompt = false;
     po.mask_history = true;
-    for (const auto& conv : splits.eval) {
-      auto ex = data::encode_sft(conv, tm.tokenizer, po);
-      if (std::any_of(ex.labels.begin(), ex.labels.end(), [](int64_t l) { return l != -100; })) predict_examples.push_back(std::move(ex));
-    }
+    predict_examples = encode_trained(splits.eval, tm.tokenizer, po);
     if (predict_examples.empty())
       config_error("do_predict: the eval split has no example with an answer after cutoff_len {} (eval_dataset / val_size)", c.data.cutoff_len);
   }

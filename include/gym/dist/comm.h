@@ -50,6 +50,8 @@ bool nccl_compiled();   // whether this build has ProcessGroupNCCL
 double all_reduce_scalar(Communicator& comm, double value, ReduceOp op = ReduceOp::Sum);
 std::vector<double> all_reduce_values(Communicator& comm, std::vector<double> values, ReduceOp op = ReduceOp::Sum);
 std::string broadcast_string(Communicator& comm, const std::string& s, int64_t root = 0);
+// Every rank's string, concatenated in rank order, on every rank.
+std::string concat_in_rank_order(Communicator& comm, const std::string& s);
 // Sums the gradients of params over ranks in one flat float32/float64 bucket (per dtype), in place.
 void all_reduce_gradients(Communicator& comm, const std::vector<torch::Tensor>& params);
 

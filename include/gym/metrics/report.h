@@ -5,11 +5,15 @@
 #pragma once
 #include <filesystem>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace gym::metrics {
 
-// The HTML for output_dir (reads trainer_log.jsonl, all_results.json, trainer_state.json,
-// gym_config.yaml and the checkpoint-N folders). A folder without trainer_log.jsonl is a config error.
-std::string render_report_html(const std::filesystem::path& output_dir);
+// The HTML for output_dir (reads trainer_log.jsonl, all_results.json, trainer_state.json and
+// gym_config.yaml; `checkpoints`: its complete checkpoint-N folders by step, as
+// checkpoint::list_checkpoints gives them). A folder without trainer_log.jsonl is a config error.
+std::string render_report_html(const std::filesystem::path& output_dir,
+                               const std::vector<std::pair<int64_t, std::filesystem::path>>& checkpoints);
 
 }  // namespace gym::metrics

@@ -5,6 +5,7 @@
 #include "gym/metrics/tensorboard.h"
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -16,6 +17,10 @@ namespace gym::metrics {
 
 // "H:MM:SS" as LLaMA-Factory writes elapsed_time / remaining_time.
 std::string format_hms(double seconds);
+
+// The lines of a trainer_log.jsonl up to step `up_to` (a line's current_steps, 0 when absent);
+// lines that are not JSON objects (a torn last line) are skipped. Empty when the file is missing.
+std::vector<nlohmann::json> read_trainer_log(const std::filesystem::path& file, int64_t up_to = INT64_MAX);
 
 class TrainerLog {
  public:

@@ -36,6 +36,12 @@ class Tokenizer {
   int64_t pad_id() const { return pad_id_; }
   std::optional<int64_t> im_start_id() const { return token_to_id("<|im_start|>"); }
   std::optional<int64_t> im_end_id() const { return token_to_id("<|im_end|>"); }
+  // Where generation stops: eos, and <|im_end|> (the end of a chat turn) when it is another token.
+  std::vector<int64_t> stop_ids() const {
+    std::vector<int64_t> ids{eos_id_};
+    if (auto e = im_end_id(); e && *e != eos_id_) ids.push_back(*e);
+    return ids;
+  }
   const std::vector<AddedToken>& added_tokens() const { return added_; }
   bool is_special(int64_t id) const;
 
