@@ -6,6 +6,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "cli_util.h"
 #include "test_util.h"
@@ -129,6 +130,33 @@ TEST(DistUnit, SingleProcessCommunicatorIsTheIdentity) {
   EXPECT_EQ(comm->reduce_scatter(t).sizes(), (std::vector<int64_t>{2}));
   EXPECT_EQ(dist::broadcast_string(*comm, "abc"), "abc");
   EXPECT_EQ(dist::all_reduce_scalar(*comm, 3.25), 3.25);
+}
+
+// DDP's rule over real Gloo between two threads: a gradient one rank lacks counts as zeros there,
+// one that no rank has stays unset (so AdamW skips it as on one process).
+TEST(DistUnit, AGradientNoRankHasStaysUnset) {
+  const int port = dist::free_local_port();
+  std::vector<std::vector<torch::Tensor>> got(2);
+  auto worker = [&](int64_t rank) {
+    dist::LaunchEnv env;
+    env.rank = rank, env.world = 2, env.local_world = 2, env.master_port = port;
+    auto comm = dist::make_c10d(env, dist::C10dOptions{"gloo", std::chrono::milliseconds(60000)});
+    auto used = torch::zeros({2}).requires_grad_(), on_rank0 = torch::zeros({3}).requires_grad_(),
+         unused = torch::zeros({1}).requires_grad_();
+    used.mutable_grad() = torch::full({2}, static_cast<float>(rank + 1));
+    if (rank == 0) on_rank0.mutable_grad() = torch::full({3}, 5.0F);
+    dist::all_reduce_gradients(*comm, {used, on_rank0, unused});
+    got[rank] = {used.grad(), on_rank0.grad(), unused.grad()};
+  };
+  std::thread t0(worker, 0), t1(worker, 1);
+  t0.join(), t1.join();
+  for (const auto& g : got) {
+    ASSERT_EQ(g.size(), 3U);
+    EXPECT_TRUE(torch::equal(g[0], torch::full({2}, 3.0F)));
+    ASSERT_TRUE(g[1].defined());
+    EXPECT_TRUE(torch::equal(g[1], torch::full({3}, 5.0F)));
+    EXPECT_FALSE(g[2].defined());
+  }
 }
 
 TEST(DistSft, TwoProcessesEqualOneWithTwiceTheBatch) {

@@ -24,6 +24,7 @@
 #include "gym/model/generate.h"
 #include "gym/model/score.h"
 #include "gym/recipes/model_setup.h"
+#include "gym/recipes/optimization.h"
 #include "gym/recipes/schedule.h"
 #include "gym/rl/rewards.h"
 
@@ -57,6 +58,27 @@ TEST(Schedule, MatchesHuggingFaceShapes) {
   EXPECT_EQ(recipes::warmup_steps_for(100, 0, 0.1), 10);
   EXPECT_EQ(recipes::warmup_steps_for(100, 7, 0.1), 7);
   EXPECT_EQ(recipes::warmup_steps_for(15, 0, 0.1), 2);  // ceil(1.5)
+}
+
+// PyTorch's AdamW skips a parameter whose .grad is None; gym unsets gradients after each step
+// (zero_grad(set_to_none=True), HF's choice) on every LibTorch, so a parameter without a gradient
+// in a step (an expert no token reached) neither moves on its momentum nor decays.
+TEST(Optimizer, AParameterWithoutAGradientInAStepDoesNotMove) {
+  config::TrainingArgs args;
+  args.learning_rate = 0.1;
+  args.weight_decay = 0.1;
+  args.lr_scheduler_type = "constant";
+  auto a = torch::ones({3}).requires_grad_(), b = torch::ones({3}).requires_grad_();
+  recipes::Optimization opt({{"a.weight", a}, {"b.weight", b}}, args, 10);
+  (a * a).sum().add((b * b).sum()).backward();
+  ASSERT_TRUE(opt.step(0, 1.0).applied);
+  EXPECT_LT(b[0].item<double>(), 0.95);   // the first step moved both
+  EXPECT_FALSE(b.grad().defined());
+  const auto a1 = a.detach().clone(), b1 = b.detach().clone();
+  (a * a).sum().backward();
+  ASSERT_TRUE(opt.step(1, 1.0).applied);
+  EXPECT_TRUE(torch::equal(b.detach(), b1)) << "b had no gradient in step 2 but moved";
+  EXPECT_LT(a[0].item<double>(), a1[0].item<double>() - 0.05);
 }
 
 TEST(Checkpoint, ListsRotatesAndPlansResume) {

@@ -26,6 +26,22 @@ c10d::ReduceOp to_c10d(ReduceOp op) {
   }
 }
 
+// An exception's first line; for a c10::Error without the backtrace LibTorch 2.x appends to what().
+std::string reason(const std::exception& e) {
+  const auto* ce = dynamic_cast<const c10::Error*>(&e);
+  std::string msg = ce ? ce->what_without_backtrace() : e.what();
+  if (auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);
+  return msg;
+}
+
+// LibTorch >= 2.4 defaults TCPStoreOptions::useLibUV to true and throws when it was built without
+// libuv (Debian's 2.6 is); the classic socket store is what 1.13 uses, so it is asked for wherever the
+// option exists. Overload resolution picks the first version only when the member is there.
+template <class O>
+auto use_socket_store(O& o, int) -> decltype(o.useLibUV = false, void()) { o.useLibUV = false; }
+template <class O>
+void use_socket_store(O&, long) {}
+
 std::shared_ptr<::gloo::transport::Device> gloo_device(const std::string& master_addr) {
   if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname && *ifname)
     return c10d::ProcessGroupGloo::createDeviceForInterface(ifname);
@@ -42,11 +58,12 @@ class C10dCommunicator final : public Communicator {
     so.isServer = env.rank == 0;
     so.numWorkers = static_cast<std::size_t>(env.world);
     so.timeout = opts.timeout;
+    use_socket_store(so, 0);
     try {
       store_ = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
     } catch (const std::exception& e) {
       runtime_error("rank {}: rendezvous at {}:{} failed ({} processes expected): {}", env.rank, env.master_addr, env.master_port,
-                    env.world, e.what());
+                    env.world, reason(e));
     }
     if (backend_ == "gloo") {
       auto go = c10d::ProcessGroupGloo::Options::create(opts.timeout);
@@ -124,10 +141,8 @@ class C10dCommunicator final : public Communicator {
     try {
       work->wait(timeout_);
     } catch (const std::exception& e) {
-      std::string msg = e.what();
-      if (auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);
       runtime_error("rank {}: {} over {} failed (a peer died or ddp_timeout {} s passed): {}", env_.rank, what, backend_,
-                    timeout_.count() / 1000, msg);
+                    timeout_.count() / 1000, reason(e));
     }
   }
 

@@ -36,23 +36,35 @@ std::string concat_in_rank_order(Communicator& comm, const std::string& s) {
 void all_reduce_gradients(Communicator& comm, const std::vector<torch::Tensor>& params) {
   if (comm.world() == 1) return;
   torch::NoGradGuard ng;
-  // One bucket per dtype, in parameter order; a missing gradient counts as zeros on this rank.
+  // One bucket per dtype, in parameter order, then one "has a gradient" flag per parameter (their
+  // sum counts the ranks that had one, exact in any float type up to 256 ranks). A gradient missing
+  // on this rank counts as zeros; one missing on every rank stays unset, as DDP leaves it, so the
+  // optimizer skips that parameter exactly as a single process would.
   std::vector<torch::ScalarType> dtypes;
   for (const auto& p : params)
     if (std::find(dtypes.begin(), dtypes.end(), p.scalar_type()) == dtypes.end()) dtypes.push_back(p.scalar_type());
   for (auto dt : dtypes) {
     std::vector<torch::Tensor> parts;
-    for (const auto& p : params)
-      if (p.scalar_type() == dt) parts.push_back(p.grad().defined() ? p.grad().reshape({-1}) : torch::zeros({p.numel()}, p.options()));
-    auto flat = torch::cat(parts);   // [Σ numel]
+    std::vector<float> has;
+    for (const auto& p : params) {
+      if (p.scalar_type() != dt) continue;
+      parts.push_back(p.grad().defined() ? p.grad().reshape({-1}) : torch::zeros({p.numel()}, p.options()));
+      has.push_back(p.grad().defined() ? 1.0F : 0.0F);
+    }
+    const auto n_has = static_cast<int64_t>(has.size());
+    parts.push_back(torch::tensor(has).to(parts.front().options()));
+    auto flat = torch::cat(parts);   // [Σ numel + number of parameters]
     comm.all_reduce(flat);
-    int64_t off = 0;
+    const auto ranks_with = flat.narrow(0, flat.numel() - n_has, n_has).to(torch::kCPU, torch::kFloat32);   // [parameters]
+    const auto with = ranks_with.accessor<float, 1>();
+    int64_t off = 0, i = 0;
     for (const auto& p : params) {
       if (p.scalar_type() != dt) continue;
       auto g = flat.narrow(0, off, p.numel()).view(p.sizes());
       if (p.grad().defined()) p.mutable_grad().copy_(g);
-      else p.mutable_grad() = g.clone();
+      else if (with[i] > 0) p.mutable_grad() = g.clone();
       off += p.numel();
+      ++i;
     }
   }
 }

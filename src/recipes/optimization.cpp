@@ -75,7 +75,7 @@ StepOutcome Optimization::step(int64_t step, double loss) {
   if (!std::isfinite(loss) || !std::isfinite(out.grad_norm)) {
     ++consecutive_nonfinite_;
     ++skipped_;
-    adamw_->zero_grad();
+    clear_gradients();
     if (zero_) zero_->zero_grad();
     out.applied = false;
     spdlog::warn("step {}: non-finite {} — step skipped ({} in a row, {} in total)", step + 1,
@@ -102,8 +102,16 @@ StepOutcome Optimization::step(int64_t step, double loss) {
   for (auto& group : adamw_->param_groups())
     static_cast<torch::optim::AdamWOptions&>(group.options()).lr(out.lr);
   adamw_->step();
-  adamw_->zero_grad();
+  clear_gradients();
   return out;
+}
+
+// Gradients are unset after a step (PyTorch 2's zero_grad(set_to_none=True), which HF's Trainer
+// uses), on LibTorch 1.13 as on 2.x, whose zero_grad() defaults differ. A parameter that gets no
+// gradient in a step (an MoE expert no token was routed to) is then skipped by AdamW, as in
+// PyTorch, instead of moving on its momentum.
+void Optimization::clear_gradients() {
+  for (auto& p : params_) p.mutable_grad() = torch::Tensor();
 }
 
 void Optimization::save(const std::filesystem::path& dir) const {

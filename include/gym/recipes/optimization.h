@@ -58,6 +58,8 @@ class Optimization {
   void load(const std::filesystem::path& dir);
 
  private:
+  void clear_gradients();
+
   std::vector<torch::Tensor> params_;
   std::vector<bool> decay_;
   std::unique_ptr<torch::optim::AdamW> adamw_;
