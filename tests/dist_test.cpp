@@ -269,7 +269,10 @@ TEST(DistSft, GlobalBatchMoeBalancingEqualsOneProcess) {
     EXPECT_NEAR(l1[i]["aux_loss"].get<double>(), l2[i]["aux_loss"].get<double>(), 1e-5) << "step " << i + 1;
     EXPECT_NEAR(l1[i]["loss"].get<double>(), l2[i]["loss"].get<double>(), 1e-5) << "step " << i + 1;
   }
-  EXPECT_LE(adapter_max_diff(one, two), 1e-5);
+  // The routed sums run in another order on 2 processes; AdamW's division by sqrt(v) turns that
+  // float32 noise into up to 2e-5 after 10 steps on LibTorch 2.6 (0 on 1.13). An expert stepped on
+  // one side only (a gradient set to zeros instead of left unset) gave 6e-3.
+  EXPECT_LE(adapter_max_diff(one, two), 1e-4);
 }
 
 TEST(DistZero, StageTwoEqualsStageZeroAndStageThreeSaysWhatItDoes) {

@@ -114,11 +114,9 @@ ModelOutput DecoderLMImpl::hidden_states(const torch::Tensor& input_ids, const F
   {
     GYM_PROFILE("cache");
     in.attn_mask = nn::causal_mask(mask, b, t, past, x);
-    // Only a mask with padding among the new tokens needs zeroing in the linear-attention layers.
-    if (mask.defined()) {
-      auto fresh = mask.narrow(1, past, t);
-      if ((fresh == 0).any().item<bool>()) in.pad_mask = fresh;
-    }
+    // The linear-attention layers zero padded inputs; multiplying a token by 1 is exact, so the
+    // new tokens' mask is passed as it is rather than tested for padding (a host sync per forward).
+    if (mask.defined()) in.pad_mask = mask.narrow(1, past, t);
   }
   in.past = past;
   in.capacity = cache ? std::max(cache->capacity, past + t) : 0;

@@ -126,9 +126,9 @@ torch::Tensor GatedDeltaNetImpl::forward(const torch::Tensor& x, const torch::Te
   auto v = qkv.narrow(-1, 2 * nk * dk, nv * dv).reshape({b, t, nv, dv});
   auto beta = torch::sigmoid(bb);
   auto g = -A_log.to(torch::kFloat32).exp() * torch::softplus(a.to(torch::kFloat32) + dt_bias.to(torch::kFloat32));   // [B, T, nv]
-  if (r > 1) {   // value head j reads key head j / r
-    q = q.repeat_interleave(r, 2);
-    k = k.repeat_interleave(r, 2);
+  if (r > 1) {   // value head j reads key head j / r: repeat_interleave(r, 2) as a broadcast copy
+    q = q.unsqueeze(3).expand({b, t, nk, r, dk}).reshape({b, t, nk * r, dk});   // [B, T, nv, dk]
+    k = k.unsqueeze(3).expand({b, t, nk, r, dk}).reshape({b, t, nk * r, dk});
   }
   torch::Tensor initial = cache && cache->recurrent_state.defined() ? cache->recurrent_state : torch::Tensor();
   auto [o, state] = (t == 1 && initial.defined()) || force_recurrent ? recurrent_gated_delta_rule(q, k, v, g, beta, initial)
