@@ -32,8 +32,18 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
     if (lora_dropout > 0 && is_training())
       h = torch::nn::functional::dropout(h, torch::nn::functional::DropoutFuncOptions().p(lora_dropout).training(true));
     h = h.to(lora_A->weight.scalar_type());
-    auto delta = ops::linear(ops::linear(h, lora_A->weight), lora_B->weight);
-    y = y + (delta * lora_scaling).to(y.scalar_type());
+    auto ha = ops::linear(h, lora_A->weight);   // [..., r]
+    if (y.scalar_type() == ha.scalar_type() && y.dim() >= 2) {
+      // y + s · (h A^T) B^T as one accumulating GEMM into y (beta 1, alpha s): no [..., out]
+      // temporaries for the product, the scaling and the sum, and autograd scales only the
+      // [..., r] and [out, r] gradients by s. The scaling may now round with the product (1 ulp).
+      const auto out = y.size(-1);
+      y = torch::addmm(y.reshape({-1, out}), ha.reshape({-1, ha.size(-1)}), lora_B->weight.t(), 1.0, lora_scaling)
+              .view(y.sizes());
+    } else {
+      auto delta = ops::linear(ha, lora_B->weight);
+      y = y + (delta * lora_scaling).to(y.scalar_type());
+    }
   }
   return y;
 }
