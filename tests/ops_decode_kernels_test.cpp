@@ -6,8 +6,12 @@
 
 #include "gym/ops/decode_attention.h"
 #include "gym/ops/small_m_linear.h"
+#include "ops/cpu_workers.h"
 
+#include <atomic>
 #include <cmath>
+#include <thread>
+#include <vector>
 #include <limits>
 #include <tuple>
 
@@ -43,6 +47,45 @@ TEST(OpsSmallMLinear, ViewsAndLeadingDimsAndDispatch) {
   // beyond kSmallMRows rows, float64, or a gradient to track: the reference path
   EXPECT_FALSE(ops::small_m_linear_applies(torch::randn({ops::kSmallMRows + 1, 32}), w));
   EXPECT_FALSE(ops::small_m_linear_applies(x.to(torch::kFloat64), w.to(torch::kFloat64)));
+}
+
+// Above 256 KB of weights the output rows are split over the helper threads (on a machine with
+// more than one); each row is computed by the same code wherever it runs, so the whole product
+// equals, bit for bit, the concatenation of single-threaded calls on 32-row slices (< 64 rows: never split).
+TEST(OpsSmallMLinear, SplitOverThreadsEqualsOneCallPerSlice) {
+  torch::manual_seed(6);
+  torch::NoGradGuard ng;
+  for (int64_t m : {1, 8}) {
+    auto x = torch::randn({m, 512}), w = torch::randn({2003, 512});
+    auto whole = ops::small_m_linear(x, w);
+    std::vector<torch::Tensor> parts;
+    for (int64_t o = 0; o < w.size(0); o += 32) parts.push_back(ops::small_m_linear(x, w.narrow(0, o, std::min<int64_t>(32, w.size(0) - o))));
+    EXPECT_TRUE(torch::equal(whole, torch::cat(parts, 1))) << "rows " << m << ", " << ops::cpu_worker_threads() << " threads";
+  }
+}
+
+// Every chunk runs exactly once per call, calls from inside a chunk and from a second thread run
+// serially on their own thread, and a call returns only when all its chunks are done.
+TEST(OpsCpuWorkers, EveryChunkRunsOnceAndConcurrentCallsStayCorrect) {
+  auto hammer = [](int seed, int calls) {
+    std::vector<std::atomic<int>> hits(300);
+    for (int c = 0; c < calls; ++c) {
+      const int64_t n = 1 + (seed * 7919 + c * 104729) % 300;
+      for (auto& h : hits) h.store(0);
+      ops::parallel_chunks(n, [&](int64_t i) {
+        hits[static_cast<size_t>(i)].fetch_add(1);
+        if (i == 0) ops::parallel_chunks(3, [&](int64_t) {});   // nested: serial, must not deadlock
+      });
+      for (int64_t i = 0; i < 300; ++i)
+        if (hits[static_cast<size_t>(i)].load() != (i < n ? 1 : 0)) return false;
+    }
+    return true;
+  };
+  bool other = false;
+  std::thread t([&] { other = hammer(2, 500); });
+  EXPECT_TRUE(hammer(1, 2000));
+  t.join();
+  EXPECT_TRUE(other);
 }
 
 TEST(OpsSmallMLinear, GradientsFallBackToTheReference) {

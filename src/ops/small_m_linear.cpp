@@ -4,6 +4,10 @@
 #include <torch/autograd.h>
 #include <torch/nn/functional/linear.h>
 
+#include <algorithm>
+
+#include "ops/cpu_workers.h"
+
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 #define GYM_SMALL_M_X86 1
@@ -45,9 +49,10 @@ __attribute__((target("avx2,fma"), always_inline)) inline void two_rows(const fl
   }
 }
 
-// y [M, N] = x [M, K] · w [N, K]ᵀ, all contiguous. Each pair of weight rows is read from memory
-// once (prefetched two rows ahead) and reused from L1 for every block of x's rows.
-__attribute__((target("avx2,fma"))) void kernel(const float* x, int64_t m_rows, int64_t k, const float* w, int64_t n, float* y) {
+// y [M, N] (row stride ldy) = x [M, K] · w [N, K]ᵀ, x and w contiguous. Each pair of weight rows is
+// read from memory once (prefetched two rows ahead) and reused from L1 for every block of x's rows.
+__attribute__((target("avx2,fma"))) void kernel(const float* x, int64_t m_rows, int64_t k, const float* w, int64_t n, float* y,
+                                                int64_t ldy) {
   for (int64_t o = 0; o < n; o += 2) {
     const bool two = o + 1 < n;
     const float* w0 = w + o * k;
@@ -55,9 +60,9 @@ __attribute__((target("avx2,fma"))) void kernel(const float* x, int64_t m_rows, 
     if (o + 3 < n)
       for (int64_t i = 0; i < 2 * k; i += 16) _mm_prefetch(reinterpret_cast<const char*>(w0 + 2 * k + i), _MM_HINT_T0);
     int64_t m = 0;
-    for (; m + 4 <= m_rows; m += 4) two_rows<4>(x + m * k, k, w0, w1, y + m * n + o, n, two);
-    for (; m + 2 <= m_rows; m += 2) two_rows<2>(x + m * k, k, w0, w1, y + m * n + o, n, two);
-    for (; m < m_rows; ++m) two_rows<1>(x + m * k, k, w0, w1, y + m * n + o, n, two);
+    for (; m + 4 <= m_rows; m += 4) two_rows<4>(x + m * k, k, w0, w1, y + m * ldy + o, ldy, two);
+    for (; m + 2 <= m_rows; m += 2) two_rows<2>(x + m * k, k, w0, w1, y + m * ldy + o, ldy, two);
+    for (; m < m_rows; ++m) two_rows<1>(x + m * k, k, w0, w1, y + m * ldy + o, ldy, two);
   }
 }
 
@@ -90,7 +95,22 @@ torch::Tensor small_m_linear(const torch::Tensor& x, const torch::Tensor& w) {
   auto sizes = x.sizes().vec();
   sizes.back() = n;
   auto y = torch::empty(sizes, x.options());
-  kernel(xc.data_ptr<float>(), rows, k, wc.data_ptr<float>(), n, y.data_ptr<float>());
+  const float* xp = xc.data_ptr<float>();
+  const float* wp = wc.data_ptr<float>();
+  float* yp = y.data_ptr<float>();
+  // Decoding streams the weights: above ~256 KB of them the output rows are split into even-sized
+  // chunks shared with the helper threads (ops/cpu_workers.h). Every output element is computed
+  // by the same code on any thread, so the result does not depend on the split.
+  const int64_t threads = cpu_worker_threads();
+  if (threads == 1 || n * k < (int64_t{1} << 16) || n < 64) {
+    kernel(xp, rows, k, wp, n, yp, n);
+  } else {
+    const int64_t per = std::max<int64_t>(32, (n / (threads * 8) + 1) & ~int64_t{1});   // rows per chunk, even
+    parallel_chunks((n + per - 1) / per, [&](int64_t c) {
+      const int64_t o = c * per;
+      kernel(xp, rows, k, wp + o * k, std::min(per, n - o), yp + o, n);
+    });
+  }
   return y;
 #else
   return small_m_linear_reference(x, w);

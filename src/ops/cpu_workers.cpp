@@ -1,0 +1,141 @@
+// Helper threads for the CPU decode kernels (src/ops/cpu_workers.h).
+#include "ops/cpu_workers.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define GYM_WORKERS_X86 1
+#endif
+
+namespace gym::ops {
+
+namespace {
+
+void cpu_relax() {
+#ifdef GYM_WORKERS_X86
+  _mm_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
+// One job at a time. state_ packs the job's generation (high 32 bits) with the next unclaimed
+// chunk (low 32 bits), so a helper claims a chunk of the job it looked at or of none: a claim made
+// with a stale generation fails, and the caller cannot publish the next job while a claimed chunk
+// of this one is running (it waits for done_ == chunks), so fn_ stays valid for every claim.
+class Workers {
+ public:
+  explicit Workers(int helpers) {
+    for (int i = 0; i < helpers; ++i) threads_.emplace_back([this] { helper(); });
+  }
+  ~Workers() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+
+  bool run(int64_t chunks, const std::function<void(int64_t)>& fn) {
+    std::unique_lock<std::mutex> busy(submit_, std::try_to_lock);
+    if (!busy.owns_lock() || threads_.empty()) return false;
+    fn_ = &fn;
+    chunks_.store(chunks, std::memory_order_relaxed);
+    done_.store(0, std::memory_order_relaxed);
+#ifdef GYM_WORKERS_X86
+    mxcsr_.store(_mm_getcsr(), std::memory_order_relaxed);
+#endif
+    const uint64_t gen = (state_.load(std::memory_order_relaxed) >> 32) + 1;
+    state_.store(gen << 32, std::memory_order_release);
+    if (sleepers_.load(std::memory_order_acquire) > 0) {
+      { std::lock_guard<std::mutex> l(mu_); }   // a helper between its check and its wait sees gen
+      cv_.notify_all();
+    }
+    int64_t mine = claim_all(gen);
+    done_.fetch_add(mine, std::memory_order_acq_rel);
+    while (done_.load(std::memory_order_acquire) < chunks) cpu_relax();
+    return true;
+  }
+
+ private:
+  // Claims and runs chunks of job `gen` until none is left; returns how many it ran.
+  int64_t claim_all(uint64_t gen) {
+    int64_t ran = 0;
+    for (;;) {
+      uint64_t s = state_.load(std::memory_order_acquire);
+      if ((s >> 32) != gen) return ran;
+      const auto i = static_cast<int64_t>(s & 0xffffffffULL);
+      if (i >= chunks_.load(std::memory_order_relaxed)) return ran;
+      if (!state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel)) continue;
+      (*fn_)(i);
+      ++ran;
+    }
+  }
+
+  void helper() {
+    uint64_t seen = 0;
+    for (;;) {
+      const auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
+      while ((state_.load(std::memory_order_acquire) >> 32) == seen && std::chrono::steady_clock::now() < spin_until) cpu_relax();
+      if ((state_.load(std::memory_order_acquire) >> 32) == seen) {
+        std::unique_lock<std::mutex> l(mu_);
+        sleepers_.fetch_add(1, std::memory_order_acq_rel);
+        cv_.wait(l, [&] { return stop_ || (state_.load(std::memory_order_acquire) >> 32) != seen; });
+        sleepers_.fetch_sub(1, std::memory_order_acq_rel);
+        if (stop_) return;
+      }
+      seen = state_.load(std::memory_order_acquire) >> 32;
+#ifdef GYM_WORKERS_X86
+      _mm_setcsr(mxcsr_.load(std::memory_order_relaxed));
+#endif
+      const int64_t ran = claim_all(seen);
+      if (ran) done_.fetch_add(ran, std::memory_order_acq_rel);
+    }
+  }
+
+  std::vector<std::thread> threads_;
+  std::mutex submit_, mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::atomic<int> sleepers_{0};
+  std::atomic<uint64_t> state_{0};
+  std::atomic<int64_t> chunks_{0}, done_{0};
+  std::atomic<unsigned> mxcsr_{0};
+  const std::function<void(int64_t)>* fn_ = nullptr;
+};
+
+Workers& workers() {
+  // Leaked on purpose: helpers must not be joined from static destructors after main returns
+  // (a worker could be mid-spin while the runtime tears down).
+  static Workers* w = new Workers(cpu_worker_threads() - 1);
+  return *w;
+}
+
+}  // namespace
+
+int cpu_worker_threads() {
+  static const int n = [] {
+    int t = 0;
+    if (const char* b = std::getenv("OPENBLAS_NUM_THREADS"); b && *b) t = std::atoi(b);
+    if (t <= 0) t = static_cast<int>(std::thread::hardware_concurrency());
+    return std::clamp(t, 1, 8);
+  }();
+  return n;
+}
+
+void parallel_chunks(int64_t chunks, const std::function<void(int64_t)>& fn) {
+  if (chunks <= 0) return;
+  if (chunks == 1 || cpu_worker_threads() == 1 || !workers().run(chunks, fn))
+    for (int64_t i = 0; i < chunks; ++i) fn(i);
+}
+
+}  // namespace gym::ops
