@@ -8,6 +8,7 @@ struct ThreadSettings {
   int torch_intra_op = 1;   // LibTorch's OpenMP pool (elementwise ops, reductions)
   int blas = 0;             // OpenBLAS pthread pool (matmuls); 0 = library default (all cores)
   bool flush_denormal = false;   // denormal floats flushed to zero (x86 FTZ/DAZ) on the main thread
+  bool heap_reuse = false;       // glibc keeps large freed blocks for reuse (threads.cpp says why)
   std::string describe() const;
 };
 
@@ -15,7 +16,8 @@ struct ThreadSettings {
 // OpenMP pool and OpenBLAS's pthread pool both claim every core and fight; one intra-op thread
 // beside a multi-threaded BLAS measured 1.8x faster for LoRA SFT and 2.5-3x for decoding.
 // GYM_TORCH_THREADS overrides the intra-op count. Also flushes denormal floats to zero, whose
-// slow path made backward passes 6x slower (threads.cpp says when).
+// slow path made backward passes 6x slower (threads.cpp says when), and has glibc reuse the large
+// blocks a training step frees instead of returning them to the kernel.
 const ThreadSettings& configure_threads();
 
 }  // namespace gym
