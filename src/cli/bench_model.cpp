@@ -332,6 +332,7 @@ void add_bench_model(CLI::App& bench) {
       model::SamplingConfig sc;
       sc.do_sample = true;
       sc.max_new_tokens = 64;
+      sc.merge_lora = false;   // as GRPO/GSPO rollouts sample (recipes/rl.cpp says why)
       auto s = Clock::now();
       m->eval();
       auto out = model::generate(*m, prompts, pmask, sc, ops::make_generator(g_device, static_cast<uint64_t>(i)));

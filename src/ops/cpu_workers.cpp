@@ -85,7 +85,10 @@ class Workers {
     uint64_t seen = 0;
     for (;;) {
       const auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
-      while ((state_.load(std::memory_order_acquire) >> 32) == seen && std::chrono::steady_clock::now() < spin_until) cpu_relax();
+      for (int spins = 1; (state_.load(std::memory_order_acquire) >> 32) == seen; ++spins) {
+        cpu_relax();
+        if (spins % 64 == 0 && std::chrono::steady_clock::now() >= spin_until) break;   // the clock read costs more than a pause
+      }
       if ((state_.load(std::memory_order_acquire) >> 32) == seen) {
         std::unique_lock<std::mutex> l(mu_);
         sleepers_.fetch_add(1, std::memory_order_acq_rel);
