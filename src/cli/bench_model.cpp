@@ -335,7 +335,22 @@ void add_bench_model(CLI::App& bench) {
       sc.merge_lora = false;   // as GRPO/GSPO rollouts sample (recipes/rl.cpp says why)
       auto s = Clock::now();
       m->eval();
-      auto out = model::generate(*m, prompts, pmask, sc, ops::make_generator(g_device, static_cast<uint64_t>(i)));
+      // As recipes/rl.cpp's rollouts: each prompt's group of 8 in its own generate() call with its
+      // own generator (what makes rollouts independent of how prompts are laid out over ranks).
+      model::GenerationOutput out;
+      {
+        std::vector<torch::Tensor> ids, masks;
+        for (int64_t grp = 0; grp < 2; ++grp) {
+          auto o = model::generate(*m, prompts.narrow(0, grp * 8, 8), pmask.narrow(0, grp * 8, 8), sc,
+                                   ops::make_generator(g_device, static_cast<uint64_t>(2 * i + grp)));
+          ids.push_back(o.completion_ids), masks.push_back(o.completion_mask);
+        }
+        const int64_t c = std::max(ids[0].size(1), ids[1].size(1));
+        for (auto* v : {&ids, &masks})
+          for (auto& t : *v) t = torch::constant_pad_nd(t, {0, c - t.size(1)}, 0);
+        out.completion_ids = torch::cat(ids, 0);      // [16, C]
+        out.completion_mask = torch::cat(masks, 0);
+      }
       m->train();
       const double g = seconds_since(s);
       s = Clock::now();
