@@ -96,6 +96,24 @@ TEST(TokenizerErrors, UnsupportedTypesAreClearErrors) {
   EXPECT_THROW(Tokenizer::from_json(t, {}, "x"), gym::Error);
 }
 
+// Merges work on vocabulary ids: a merge whose part or result is not in the vocabulary is an error
+// at load naming the merge (as HF tokenizers' MergeTokenOutOfVocabulary), not at some later encode.
+TEST(TokenizerErrors, AMergeOutsideTheVocabularyIsAnErrorAtLoad) {
+  nlohmann::json vocab = {{"a", 0}, {"b", 1}, {"ab", 2}};
+  nlohmann::json t = {{"pre_tokenizer", {{"type", "ByteLevel"}, {"use_regex", true}}},
+                      {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", {"a b"}}}}};
+  EXPECT_NO_THROW(Tokenizer::from_json(t, {}, "x/tokenizer.json"));
+  for (const char* merge : {"a c", "b a"}) {   // 'c' is no token; 'ba' is not either
+    t["model"]["merges"] = {merge};
+    try {
+      Tokenizer::from_json(t, {}, "x/tokenizer.json");
+      ADD_FAILURE() << merge;
+    } catch (const gym::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("x/tokenizer.json: merge '" + std::string(merge) + "'"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(TokenizerCli, TokenizeAndDecode) {
   REQUIRE_QWEN_TOKENIZER();
   auto r = gym::test::run_gym("tokenize --model " + kQwenDir.string() + " --text 'Hello world' --tokens");

@@ -7,6 +7,7 @@
 #include <utf8proc.h>
 
 #include <algorithm>
+#include <array>
 #include <climits>
 #include <mutex>
 #include <unordered_map>
@@ -80,7 +81,10 @@ std::string token_content(const nlohmann::json& v) {
 struct Tokenizer::Impl {
   std::unordered_map<std::string, int64_t> vocab;
   std::vector<std::string> id_to_token;
-  std::unordered_map<std::string, int> merge_rank;      // "left\x01right" → rank
+  // (left id << 32 | right id) → (rank, id of the merged symbol); merges work on ids, never strings
+  std::unordered_map<uint64_t, std::pair<int32_t, int32_t>> merges;
+  std::array<int32_t, 256> byte_id{};                   // the vocabulary id of each byte's symbol, -1 if none
+  std::array<bool, 256> added_first{};                  // bytes that begin an added token
   std::unique_ptr<Regex> regex;
   bool nfc = false;
   std::vector<AddedToken> added_by_length;              // longest first
@@ -96,33 +100,27 @@ struct Tokenizer::Impl {
     }
     // Merges by rank, leftmost first among equal ranks (as tokenizers' word.rs): a heap of candidate
     // pairs over a linked list of symbols, so a piece of n bytes costs O(n log n), never O(n²).
-    // Symbol i is the range [start[i], start[next[i]]) of the byte-mapped piece u.
-    const auto& bm = ByteMap::get();
+    // Symbols are vocabulary ids from the start (one per byte); a merge replaces the left one's id.
     if (piece.size() >= UINT32_MAX) runtime_error("tokenizer: a single pre-token of {} bytes is too long", piece.size());
     const auto n = static_cast<uint32_t>(piece.size());
-    std::string u;
-    std::vector<uint32_t> start(n + 1), next(n), prev(n);
+    std::vector<int32_t> sym(n);
+    std::vector<uint32_t> next(n), prev(n);
     for (uint32_t i = 0; i < n; ++i) {
-      start[i] = static_cast<uint32_t>(u.size());
-      u += bm.to_unicode[static_cast<unsigned char>(piece[i])];
+      const auto b = static_cast<unsigned char>(piece[i]);
+      sym[i] = byte_id[b];
+      if (sym[i] < 0) runtime_error("tokenizer: symbol '{}' is not in the vocabulary (no unk_token)", ByteMap::get().to_unicode[b]);
       next[i] = i + 1, prev[i] = i ? i - 1 : 0;
     }
-    start[n] = static_cast<uint32_t>(u.size());
-    auto text_of = [&](uint32_t i) { return u.substr(start[i], start[next[i]] - start[i]); };
     struct Candidate {
-      int rank;
+      int32_t rank, merged;
       uint32_t left, right, right_next;   // right_next: next[right] when queued (the right symbol's end)
       bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : left > o.left; }
     };
     std::priority_queue<Candidate, std::vector<Candidate>, std::greater<Candidate>> heap;
-    std::string key;
     auto consider = [&](uint32_t l, uint32_t r) {
       if (r >= n) return;
-      key.assign(u, start[l], start[r] - start[l]);
-      key += '\x01';
-      key.append(u, start[r], start[next[r]] - start[r]);
-      auto it = merge_rank.find(key);
-      if (it != merge_rank.end()) heap.push({it->second, l, r, next[r]});
+      auto it = merges.find(static_cast<uint64_t>(static_cast<uint32_t>(sym[l])) << 32 | static_cast<uint32_t>(sym[r]));
+      if (it != merges.end()) heap.push({it->second.first, it->second.second, l, r, next[r]});
     };
     for (uint32_t i = 0; i + 1 < n; ++i) consider(i, i + 1);
     while (!heap.empty()) {
@@ -131,20 +129,15 @@ struct Tokenizer::Impl {
       // stale: the left symbol absorbed another, or the right one grew, since the pair was queued
       // (symbol 0 never dies; a dead symbol is unlinked, so next[left] == right means both are alive)
       if (next[c.left] != c.right || next[c.right] != c.right_next) continue;
+      sym[c.left] = c.merged;
       next[c.left] = next[c.right];
       next[c.right] = c.right;   // unlinked: no later pair can match it
       if (next[c.left] < n) prev[next[c.left]] = c.left;
       if (c.left > 0) consider(prev[c.left], c.left);
       consider(c.left, next[c.left]);
     }
-    std::vector<std::string> symbols;
-    for (uint32_t i = 0; i < n; i = next[i]) symbols.push_back(text_of(i));
     std::vector<int64_t> ids;
-    for (const auto& s : symbols) {
-      auto it = vocab.find(s);
-      if (it == vocab.end()) runtime_error("tokenizer: symbol '{}' is not in the vocabulary (no unk_token)", s);
-      ids.push_back(it->second);
-    }
+    for (uint32_t i = 0; i < n; i = next[i]) ids.push_back(sym[i]);
     if (piece.size() > 256) return ids;   // long pieces are rare: not worth the cache's memory
     std::lock_guard<std::mutex> lock(cache_mutex);
     if (cache.size() > 200000) cache.clear();
@@ -259,7 +252,24 @@ Tokenizer Tokenizer::from_json_unchecked(const nlohmann::json& t, const nlohmann
     impl->vocab[it.key()] = id;
     max_id = std::max(max_id, id);
   }
-  int rank = 0;
+  Tokenizer tok;
+  for (const auto& a : t.value("added_tokens", nlohmann::json::array())) {
+    const std::string content = a.at("content").get<std::string>();
+    AddedToken at{token_id(a.at("id"), source, content), content, a.value("special", false)};
+    tok.added_.push_back(at);
+    impl->added_special[at.id] = at.special;
+    impl->vocab[at.content] = at.id;
+    max_id = std::max(max_id, at.id);
+  }
+  // Merges as ids, once the vocabulary is complete (added tokens included, as the symbols were looked
+  // up before). A merge whose parts or result are not in the vocabulary is an error, as in HF
+  // tokenizers (MergeTokenOutOfVocabulary); the first of two equal pairs keeps its rank.
+  auto id_of = [&](const std::string& sym, const std::string& merge) -> int32_t {
+    auto it = impl->vocab.find(sym);
+    if (it == impl->vocab.end()) config_error("{}: merge '{}': '{}' is not in the vocabulary", source, merge, sym);
+    return static_cast<int32_t>(it->second);
+  };
+  int32_t rank = 0;
   for (const auto& mg : m.at("merges")) {
     std::string a, b;
     if (mg.is_array()) {
@@ -270,17 +280,17 @@ Tokenizer Tokenizer::from_json_unchecked(const nlohmann::json& t, const nlohmann
       if (sp == std::string::npos) config_error("{}: merge '{}' is not \"a b\"", source, s);
       a = s.substr(0, sp), b = s.substr(sp + 1);
     }
-    impl->merge_rank.emplace(a + '\x01' + b, rank++);
+    const std::string name = a + " " + b;
+    const auto key = static_cast<uint64_t>(static_cast<uint32_t>(id_of(a, name))) << 32 | static_cast<uint32_t>(id_of(b, name));
+    impl->merges.emplace(key, std::make_pair(rank++, id_of(a + b, name)));
   }
-  Tokenizer tok;
-  for (const auto& a : t.value("added_tokens", nlohmann::json::array())) {
-    const std::string content = a.at("content").get<std::string>();
-    AddedToken at{token_id(a.at("id"), source, content), content, a.value("special", false)};
-    tok.added_.push_back(at);
-    impl->added_special[at.id] = at.special;
-    impl->vocab[at.content] = at.id;
-    max_id = std::max(max_id, at.id);
+  const auto& bm = ByteMap::get();
+  for (int b = 0; b < 256; ++b) {
+    auto it = impl->vocab.find(bm.to_unicode[static_cast<size_t>(b)]);
+    impl->byte_id[static_cast<size_t>(b)] = it == impl->vocab.end() ? -1 : static_cast<int32_t>(it->second);
   }
+  for (const auto& a : tok.added_)
+    if (!a.content.empty()) impl->added_first[static_cast<unsigned char>(a.content[0])] = true;
   impl->added_by_length = tok.added_;
   std::stable_sort(impl->added_by_length.begin(), impl->added_by_length.end(),
                    [](const AddedToken& x, const AddedToken& y) { return x.content.size() > y.content.size(); });
@@ -303,6 +313,10 @@ std::vector<int64_t> Tokenizer::encode(const std::string& text) const {
   std::vector<int64_t> out;
   size_t start = 0, i = 0;
   while (i < text.size()) {
+    if (!impl_->added_first[static_cast<unsigned char>(text[i])]) {   // no added token starts with this byte
+      ++i;
+      continue;
+    }
     const AddedToken* hit = nullptr;
     for (const auto& a : impl_->added_by_length)
       if (!a.content.empty() && text.compare(i, a.content.size(), a.content) == 0) {
