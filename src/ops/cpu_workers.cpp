@@ -30,7 +30,8 @@ void cpu_relax() {
 // One job at a time. state_ packs the job's generation (high 32 bits) with the next unclaimed
 // chunk (low 32 bits), so a helper claims a chunk of the job it looked at or of none: a claim made
 // with a stale generation fails, and the caller cannot publish the next job while a claimed chunk
-// of this one is running (it waits for done_ == chunks), so fn_ stays valid for every claim.
+// of this one is running (it waits for done_ == chunks), so fn_ stays valid for every claim. Chunk
+// counts stay below 2^32 - 1 (the closed marker); parallel_chunks runs larger jobs serially.
 class Workers {
  public:
   explicit Workers(int helpers) {
@@ -48,13 +49,17 @@ class Workers {
   bool run(int64_t chunks, const std::function<void(int64_t)>& fn) {
     std::unique_lock<std::mutex> busy(submit_, std::try_to_lock);
     if (!busy.owns_lock() || threads_.empty()) return false;
+    // First the new generation, closed (index at its maximum): a helper still holding the previous
+    // job's exhausted state can no longer claim anything once it sees the new chunk count (its CAS
+    // fails), then the job, then the generation opened at chunk 0.
+    const uint64_t gen = (state_.load(std::memory_order_relaxed) >> 32) + 1;
+    state_.store(gen << 32 | 0xffffffffULL, std::memory_order_seq_cst);
     fn_ = &fn;
-    chunks_.store(chunks, std::memory_order_relaxed);
     done_.store(0, std::memory_order_relaxed);
 #ifdef GYM_WORKERS_X86
     mxcsr_.store(_mm_getcsr(), std::memory_order_relaxed);
 #endif
-    const uint64_t gen = (state_.load(std::memory_order_relaxed) >> 32) + 1;
+    chunks_.store(chunks, std::memory_order_release);
     state_.store(gen << 32, std::memory_order_release);
     if (sleepers_.load(std::memory_order_acquire) > 0) {
       { std::lock_guard<std::mutex> l(mu_); }   // a helper between its check and its wait sees gen
@@ -74,7 +79,7 @@ class Workers {
       uint64_t s = state_.load(std::memory_order_acquire);
       if ((s >> 32) != gen) return ran;
       const auto i = static_cast<int64_t>(s & 0xffffffffULL);
-      if (i >= chunks_.load(std::memory_order_relaxed)) return ran;
+      if (i >= chunks_.load(std::memory_order_acquire)) return ran;   // acquire: a new count implies the closed state
       if (!state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel)) continue;
       (*fn_)(i);
       ++ran;
@@ -96,7 +101,9 @@ class Workers {
         sleepers_.fetch_sub(1, std::memory_order_acq_rel);
         if (stop_) return;
       }
-      seen = state_.load(std::memory_order_acquire) >> 32;
+      uint64_t s;   // a job being published is closed for a few instructions: wait for it to open
+      while (((s = state_.load(std::memory_order_acquire)) & 0xffffffffULL) == 0xffffffffULL) cpu_relax();
+      seen = s >> 32;
 #ifdef GYM_WORKERS_X86
       _mm_setcsr(mxcsr_.load(std::memory_order_relaxed));
 #endif
@@ -137,7 +144,7 @@ int cpu_worker_threads() {
 
 void parallel_chunks(int64_t chunks, const std::function<void(int64_t)>& fn) {
   if (chunks <= 0) return;
-  if (chunks == 1 || cpu_worker_threads() == 1 || !workers().run(chunks, fn))
+  if (chunks == 1 || chunks >= 0xffffffffLL || cpu_worker_threads() == 1 || !workers().run(chunks, fn))
     for (int64_t i = 0; i < chunks; ++i) fn(i);
 }
 
