@@ -2,7 +2,8 @@
 // packing of W. OpenBLAS copies the whole weight into its panel layout on every sgemm call
 // (sgemm_incopy/oncopy); with M = 8 that copy costs more than the multiply itself. The CPU kernel
 // streams each weight row once, from its [out, in] layout, and dots it with every row of x
-// (AVX2 + FMA, chosen at run time; float32, CPU, no autograd). Summation order differs from
+// (AVX2 + FMA, chosen at run time; float32, CPU, no autograd); above 256 KB of weights the output
+// rows are shared with helper threads (src/ops/cpu_workers.h), bit-identical to one thread. Summation order differs from
 // OpenBLAS: results agree to float32 rounding (relative ~1e-6), not bit for bit.
 #pragma once
 #include <torch/types.h>
