@@ -60,8 +60,11 @@ class Workers {
     mxcsr_.store(_mm_getcsr(), std::memory_order_relaxed);
 #endif
     chunks_.store(chunks, std::memory_order_release);
-    state_.store(gen << 32, std::memory_order_release);
-    if (sleepers_.load(std::memory_order_acquire) > 0) {
+    state_.store(gen << 32, std::memory_order_seq_cst);
+    // seq_cst pairs with the helper's seq_cst increment and check (a store-then-load on each side):
+    // either it sees the new generation or this sees it asleep. A missed wake-up would only leave
+    // the work to this thread; nothing ever waits for a sleeping helper.
+    if (sleepers_.load(std::memory_order_seq_cst) > 0) {
       { std::lock_guard<std::mutex> l(mu_); }   // a helper between its check and its wait sees gen
       cv_.notify_all();
     }
@@ -96,8 +99,8 @@ class Workers {
       }
       if ((state_.load(std::memory_order_acquire) >> 32) == seen) {
         std::unique_lock<std::mutex> l(mu_);
-        sleepers_.fetch_add(1, std::memory_order_acq_rel);
-        cv_.wait(l, [&] { return stop_ || (state_.load(std::memory_order_acquire) >> 32) != seen; });
+        sleepers_.fetch_add(1, std::memory_order_seq_cst);
+        cv_.wait(l, [&] { return stop_ || (state_.load(std::memory_order_seq_cst) >> 32) != seen; });
         sleepers_.fetch_sub(1, std::memory_order_acq_rel);
         if (stop_) return;
       }
