@@ -21,6 +21,7 @@
 #include "gym/recipes/optimization.h"
 #include "gym/rl/losses.h"
 #include "recipes/losses.h"
+#include "recipes/rollouts.h"
 
 namespace gym::cli {
 
@@ -327,36 +328,25 @@ void add_bench_model(CLI::App& bench) {
     for (int i = 0; i < 4; ++i) {
       profile::set_enabled(*prof && i > 0);
       const auto round_start = Clock::now();
-      auto prompts = torch::randint(0, 256, {2, 32}, on_device(torch::kInt64)).repeat_interleave(8, 0);
-      auto pmask = torch::ones_like(prompts);
+      auto distinct = torch::randint(0, 256, {2, 32}, torch::kInt64);   // 2 prompts, 8 completions each
       model::SamplingConfig sc;
       sc.do_sample = true;
       sc.max_new_tokens = 64;
       sc.merge_lora = false;   // as GRPO/GSPO rollouts sample (recipes/rl.cpp says why)
+      std::vector<data::RlPrompt> rp(2);
+      for (int64_t grp = 0; grp < 2; ++grp)
+        rp[static_cast<size_t>(grp)].prompt_ids = std::vector<int64_t>(distinct[grp].data_ptr<int64_t>(), distinct[grp].data_ptr<int64_t>() + 32);
       auto s = Clock::now();
       m->eval();
-      // As recipes/rl.cpp's rollouts: each prompt's group of 8 in its own generate() call with its
-      // own generator (what makes rollouts independent of how prompts are laid out over ranks).
-      model::GenerationOutput out;
-      {
-        std::vector<torch::Tensor> ids, masks;
-        for (int64_t grp = 0; grp < 2; ++grp) {
-          auto o = model::generate(*m, prompts.narrow(0, grp * 8, 8), pmask.narrow(0, grp * 8, 8), sc,
-                                   ops::make_generator(g_device, static_cast<uint64_t>(2 * i + grp)));
-          ids.push_back(o.completion_ids), masks.push_back(o.completion_mask);
-        }
-        const int64_t c = std::max(ids[0].size(1), ids[1].size(1));
-        for (auto* v : {&ids, &masks})
-          for (auto& t : *v) t = torch::constant_pad_nd(t, {0, c - t.size(1)}, 0);
-        out.completion_ids = torch::cat(ids, 0);      // [16, C]
-        out.completion_mask = torch::cat(masks, 0);
-      }
+      // The rollouts as training generates them: each group of 8 in its own batch and generator.
+      const auto out = recipes::generate_groups(*m, {&rp[0], &rp[1]}, {2 * static_cast<uint64_t>(i), 2 * static_cast<uint64_t>(i) + 1}, 8,
+                                                sc, g_device);
       m->train();
       const double g = seconds_since(s);
       s = Clock::now();
       model::ForwardOptions fo;
-      fo.attention_mask = torch::cat({pmask, out.completion_mask}, 1);
-      auto hidden = m->hidden_states(torch::cat({prompts, out.completion_ids}, 1), fo).hidden;
+      fo.attention_mask = torch::cat({out.prompt_mask, out.completion_mask}, 1);
+      auto hidden = m->hidden_states(torch::cat({out.prompt_ids, out.completion_ids}, 1), fo).hidden;
       auto logits = m->lm_logits(hidden.narrow(1, 31, 64));
       torch::Tensor loss;
       {

@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdlib>
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -18,11 +19,16 @@ std::string ThreadSettings::describe() const {
                      heap_reuse ? ", heap reuse" : "");
 }
 
+int blas_threads_from_env() {
+  const char* b = std::getenv("OPENBLAS_NUM_THREADS");
+  return b && *b ? std::max(0, std::atoi(b)) : 0;
+}
+
 const ThreadSettings& configure_threads() {
   static ThreadSettings settings = [] {
     ThreadSettings s;
     if (const char* t = std::getenv("GYM_TORCH_THREADS"); t && *t) s.torch_intra_op = std::max(1, std::atoi(t));
-    if (const char* b = std::getenv("OPENBLAS_NUM_THREADS"); b && *b) s.blas = std::atoi(b);
+    s.blas = blas_threads_from_env();
     at::set_num_threads(s.torch_intra_op);
     at::set_num_interop_threads(1);
     // Denormal floats (|x| < 1.2e-38) take a slow path in every x86 multiply: a peaked softmax

@@ -5,10 +5,11 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <cstdlib>
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include "gym/core/threads.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
@@ -137,8 +138,7 @@ Workers& workers() {
 
 int cpu_worker_threads() {
   static const int n = [] {
-    int t = 0;
-    if (const char* b = std::getenv("OPENBLAS_NUM_THREADS"); b && *b) t = std::atoi(b);
+    int t = blas_threads_from_env();
     if (t <= 0) t = static_cast<int>(std::thread::hardware_concurrency());
     return std::clamp(t, 1, 8);
   }();

@@ -76,7 +76,6 @@ StepOutcome Optimization::step(int64_t step, double loss) {
     ++consecutive_nonfinite_;
     ++skipped_;
     clear_gradients();
-    if (zero_) zero_->zero_grad();
     out.applied = false;
     spdlog::warn("step {}: non-finite {} — step skipped ({} in a row, {} in total)", step + 1,
                  std::isfinite(loss) ? "gradient" : "loss", consecutive_nonfinite_, skipped_);
@@ -90,7 +89,7 @@ StepOutcome Optimization::step(int64_t step, double loss) {
   if (zero_) {
     const bool clip = args_.max_grad_norm > 0 && out.grad_norm > args_.max_grad_norm;
     zero_->step(out.lr, clip ? args_.max_grad_norm / (out.grad_norm + 1e-6) : 1.0, args_);
-    zero_->zero_grad();
+    clear_gradients();   // ZeroShards reads a missing gradient as zeros
     return out;
   }
   if (args_.max_grad_norm > 0 && out.grad_norm > args_.max_grad_norm) {

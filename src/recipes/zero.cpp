@@ -74,11 +74,6 @@ void ZeroShards::step(double lr, double grad_scale, const config::TrainingArgs& 
   }
 }
 
-void ZeroShards::zero_grad() {
-  for (auto& p : params_)
-    if (p.grad().defined()) p.mutable_grad().zero_();
-}
-
 std::vector<torch::Tensor> ZeroShards::gather_state() {
   auto m = comm_->all_gather(exp_avg_).narrow(0, 0, numel_).clone();
   auto v = comm_->all_gather(exp_avg_sq_).narrow(0, 0, numel_).clone();

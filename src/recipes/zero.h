@@ -26,7 +26,6 @@ class ZeroShards {
   // AdamW on this rank's chunk with the reduced gradients (scaled by grad_scale for clipping),
   // then all-gathers the parameters into the model (collective).
   void step(double lr, double grad_scale, const config::TrainingArgs& args);
-  void zero_grad();
 
   // Full (unsharded) moments for a checkpoint (collective) and back from one.
   std::vector<torch::Tensor> gather_state();   // {exp_avg [N], exp_avg_sq [N], step []}

@@ -264,9 +264,9 @@ Tokenizer Tokenizer::from_json_unchecked(const nlohmann::json& t, const nlohmann
   // Merges as ids, once the vocabulary is complete (added tokens included, as the symbols were looked
   // up before). A merge whose parts or result are not in the vocabulary is an error, as in HF
   // tokenizers (MergeTokenOutOfVocabulary); the first of two equal pairs keeps its rank.
-  auto id_of = [&](const std::string& sym, const std::string& merge) -> int32_t {
+  auto id_of = [&](const std::string& sym, const std::string& a, const std::string& b) -> int32_t {
     auto it = impl->vocab.find(sym);
-    if (it == impl->vocab.end()) config_error("{}: merge '{}': '{}' is not in the vocabulary", source, merge, sym);
+    if (it == impl->vocab.end()) config_error("{}: merge '{} {}': '{}' is not in the vocabulary", source, a, b, sym);
     return static_cast<int32_t>(it->second);
   };
   int32_t rank = 0;
@@ -280,9 +280,8 @@ Tokenizer Tokenizer::from_json_unchecked(const nlohmann::json& t, const nlohmann
       if (sp == std::string::npos) config_error("{}: merge '{}' is not \"a b\"", source, s);
       a = s.substr(0, sp), b = s.substr(sp + 1);
     }
-    const std::string name = a + " " + b;
-    const auto key = static_cast<uint64_t>(static_cast<uint32_t>(id_of(a, name))) << 32 | static_cast<uint32_t>(id_of(b, name));
-    impl->merges.emplace(key, std::make_pair(rank++, id_of(a + b, name)));
+    const auto key = static_cast<uint64_t>(static_cast<uint32_t>(id_of(a, a, b))) << 32 | static_cast<uint32_t>(id_of(b, a, b));
+    impl->merges.emplace(key, std::make_pair(rank++, id_of(a + b, a, b)));
   }
   const auto& bm = ByteMap::get();
   for (int b = 0; b < 256; ++b) {

@@ -20,4 +20,8 @@ struct ThreadSettings {
 // blocks a training step frees instead of returning them to the kernel.
 const ThreadSettings& configure_threads();
 
+// OPENBLAS_NUM_THREADS as a count; 0 when it is not set (the library's default: all cores). gym's
+// launcher sets it to cores / processes for each worker.
+int blas_threads_from_env();
+
 }  // namespace gym
