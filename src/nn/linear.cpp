@@ -21,12 +21,19 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
     GYM_PROFILE(section);
     return ops::linear(x, merged_weight_);
   }
+  const bool lora_on = has_lora() && lora_enabled;
+  if (lora_on && !quantized_ && !(lora_dropout > 0 && is_training()) &&
+      ops::small_m_linear_lora_applies(x, weight, lora_A->weight, lora_B->weight)) {
+    // Decoding: the adapter inside the small-M kernel's one pass over W (no merged copy).
+    GYM_PROFILE(section);
+    return ops::small_m_linear_lora(x, weight, lora_A->weight, lora_B->weight, lora_scaling);
+  }
   torch::Tensor y;
   {
     GYM_PROFILE(section);
     y = quantized_ ? quantized_->forward(x) : ops::linear(x, weight);
   }
-  if (has_lora() && lora_enabled) {
+  if (lora_on) {
     GYM_PROFILE("lora");
     auto h = x;
     if (lora_dropout > 0 && is_training())
@@ -83,7 +90,9 @@ bool LinearImpl::merge_lora_for_inference() {
   if (!has_lora() || quantized_ || !weight.defined() || weight.scalar_type() != torch::kFloat32) return false;
   if (lora_dropout > 0 && is_training()) return false;   // the merged form has no dropout
   torch::NoGradGuard no_grad;
-  merged_weight_ = weight.detach() + lora_delta().to(weight.device());
+  // W + s·(B·A) as one GEMM into a fresh copy of W: no full-size temporaries for the product and
+  // the scaling (rounding: the scaling is applied inside the GEMM).
+  merged_weight_ = torch::addmm(weight.detach(), lora_B->weight.to(torch::kFloat32), lora_A->weight.to(torch::kFloat32), 1.0, lora_scaling);
   return true;
 }
 

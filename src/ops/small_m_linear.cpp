@@ -26,10 +26,33 @@ __attribute__((target("avx2,fma"))) inline float hsum(__m256 v) {
   return _mm_cvtss_f32(lo);
 }
 
-// y[m, o], y[m, o + 1] for MB rows of x against weight rows w0, w1 (w1 == w0 when only one is left).
+// Σ_j t[j]·b[j] over the LoRA rank r (8 lanes at a time, then the tail).
+__attribute__((target("avx2,fma"), always_inline)) inline float rank_dot(const float* t, const float* b, int64_t r) {
+  int64_t j = 0;
+  float s = 0.0f;
+  if (r >= 8) {
+    __m256 acc = _mm256_mul_ps(_mm256_loadu_ps(t), _mm256_loadu_ps(b));
+    for (j = 8; j + 8 <= r; j += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(t + j), _mm256_loadu_ps(b + j), acc);
+    s = hsum(acc);
+  }
+  for (; j < r; ++j) s += t[j] * b[j];
+  return s;
+}
+
+// The LoRA term of a fused call: y += scaling · t[m] · b[o] for the rows of x (t [M, r], b [N, r]).
+struct LoraTerm {
+  const float* t = nullptr;   // null: no LoRA term
+  const float* b = nullptr;
+  int64_t r = 0;
+  float scaling = 0.0f;
+};
+
+// y[m, o], y[m, o + 1] for MB rows of x against weight rows w0, w1 (w1 == w0 when only one is left),
+// plus the LoRA term of those outputs when lora.t is set (t and y offset to the block's first row,
+// b to output o).
 template <int MB>
 __attribute__((target("avx2,fma"), always_inline)) inline void two_rows(const float* x, int64_t k, const float* w0, const float* w1,
-                                                                       float* y, int64_t ldy, bool two) {
+                                                                       float* y, int64_t ldy, bool two, const LoraTerm& lora) {
   __m256 a0[MB], a1[MB];
   for (int m = 0; m < MB; ++m) a0[m] = _mm256_setzero_ps(), a1[m] = _mm256_setzero_ps();
   int64_t i = 0;
@@ -44,6 +67,11 @@ __attribute__((target("avx2,fma"), always_inline)) inline void two_rows(const fl
   for (int m = 0; m < MB; ++m) {
     float s0 = hsum(a0[m]), s1 = hsum(a1[m]);
     for (int64_t j = i; j < k; ++j) s0 += x[m * k + j] * w0[j], s1 += x[m * k + j] * w1[j];
+    if (lora.t) {
+      const float* tm = lora.t + m * lora.r;
+      s0 += lora.scaling * rank_dot(tm, lora.b, lora.r);
+      if (two) s1 += lora.scaling * rank_dot(tm, lora.b + lora.r, lora.r);
+    }
     y[m * ldy] = s0;
     if (two) y[m * ldy + 1] = s1;
   }
@@ -51,18 +79,27 @@ __attribute__((target("avx2,fma"), always_inline)) inline void two_rows(const fl
 
 // y [M, N] (row stride ldy) = x [M, K] · w [N, K]ᵀ, x and w contiguous. Each pair of weight rows is
 // read from memory once (prefetched two rows ahead) and reused from L1 for every block of x's rows.
+// With a LoRA term (t [M, r] for these rows, b [n, r] for these outputs) each output also gets
+// scaling · t[m]·b[o], added after the row's dot product.
 __attribute__((target("avx2,fma"))) void kernel(const float* x, int64_t m_rows, int64_t k, const float* w, int64_t n, float* y,
-                                                int64_t ldy) {
+                                                int64_t ldy, const LoraTerm& lora = {}) {
   for (int64_t o = 0; o < n; o += 2) {
     const bool two = o + 1 < n;
     const float* w0 = w + o * k;
     const float* w1 = two ? w0 + k : w0;
     if (o + 3 < n)
       for (int64_t i = 0; i < 2 * k; i += 16) _mm_prefetch(reinterpret_cast<const char*>(w0 + 2 * k + i), _MM_HINT_T0);
+    LoraTerm at = lora;
+    if (at.t) at.b = lora.b + o * lora.r;
     int64_t m = 0;
-    for (; m + 4 <= m_rows; m += 4) two_rows<4>(x + m * k, k, w0, w1, y + m * ldy + o, ldy, two);
-    for (; m + 2 <= m_rows; m += 2) two_rows<2>(x + m * k, k, w0, w1, y + m * ldy + o, ldy, two);
-    for (; m < m_rows; ++m) two_rows<1>(x + m * k, k, w0, w1, y + m * ldy + o, ldy, two);
+    auto rows_from = [&](int64_t first) {
+      LoraTerm r = at;
+      if (r.t) r.t = at.t + first * at.r;
+      return r;
+    };
+    for (; m + 4 <= m_rows; m += 4) two_rows<4>(x + m * k, k, w0, w1, y + m * ldy + o, ldy, two, rows_from(m));
+    for (; m + 2 <= m_rows; m += 2) two_rows<2>(x + m * k, k, w0, w1, y + m * ldy + o, ldy, two, rows_from(m));
+    for (; m < m_rows; ++m) two_rows<1>(x + m * k, k, w0, w1, y + m * ldy + o, ldy, two, rows_from(m));
   }
 }
 
@@ -87,8 +124,11 @@ bool small_m_linear_applies(const torch::Tensor& x, const torch::Tensor& w) {
   return rows >= 1 && rows <= kSmallMRows;
 }
 
-torch::Tensor small_m_linear(const torch::Tensor& x, const torch::Tensor& w) {
+namespace {
+
 #ifdef GYM_SMALL_M_X86
+// The kernel over all of w's output rows; t/b (defined or not) carry the LoRA term.
+torch::Tensor run_kernel(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& t, const torch::Tensor& b, double scaling) {
   const int64_t k = x.size(-1), n = w.size(0), rows = x.numel() / k;
   auto xc = x.contiguous();
   auto wc = w.contiguous();
@@ -98,23 +138,63 @@ torch::Tensor small_m_linear(const torch::Tensor& x, const torch::Tensor& w) {
   const float* xp = xc.data_ptr<float>();
   const float* wp = wc.data_ptr<float>();
   float* yp = y.data_ptr<float>();
+  torch::Tensor tc, bc;
+  LoraTerm lora;
+  if (t.defined()) {
+    tc = t.contiguous(), bc = b.contiguous();
+    lora = {tc.data_ptr<float>(), bc.data_ptr<float>(), b.size(1), static_cast<float>(scaling)};
+  }
   // Decoding streams the weights: above ~256 KB of them the output rows are split into even-sized
   // chunks shared with the helper threads (ops/cpu_workers.h). Every output element is computed
   // by the same code on any thread, so the result does not depend on the split.
   const int64_t threads = cpu_worker_threads();
   if (threads == 1 || n * k < (int64_t{1} << 16) || n < 64) {
-    kernel(xp, rows, k, wp, n, yp, n);
+    kernel(xp, rows, k, wp, n, yp, n, lora);
   } else {
     const int64_t per = std::max<int64_t>(32, (n / (threads * 8) + 1) & ~int64_t{1});   // rows per chunk, even
     parallel_chunks((n + per - 1) / per, [&](int64_t c) {
       const int64_t o = c * per;
-      kernel(xp, rows, k, wp + o * k, std::min(per, n - o), yp + o, n);
+      LoraTerm part = lora;
+      if (part.t) part.b = lora.b + o * lora.r;
+      kernel(xp, rows, k, wp + o * k, std::min(per, n - o), yp + o, n, part);
     });
   }
   return y;
+}
+#endif
+
+}  // namespace
+
+torch::Tensor small_m_linear(const torch::Tensor& x, const torch::Tensor& w) {
+#ifdef GYM_SMALL_M_X86
+  return run_kernel(x, w, {}, {}, 0.0);
 #else
   return small_m_linear_reference(x, w);
 #endif
+}
+
+torch::Tensor small_m_linear_lora(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& a, const torch::Tensor& b,
+                                  double scaling) {
+#ifdef GYM_SMALL_M_X86
+  auto t = small_m_linear(x, a);   // [..., r]
+  return run_kernel(x, w, t.reshape({-1, a.size(0)}), b, scaling);
+#else
+  return small_m_linear_lora_reference(x, w, a, b, scaling);
+#endif
+}
+
+bool small_m_linear_lora_applies(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& a, const torch::Tensor& b) {
+  if (!small_m_linear_applies(x, w) || !small_m_linear_applies(x, a)) return false;
+  if (b.dim() != 2 || b.scalar_type() != torch::kFloat32 || !b.device().is_cpu() || b.size(0) != w.size(0) || b.size(1) != a.size(0)) return false;
+  return !(torch::GradMode::is_enabled() && b.requires_grad());
+}
+
+torch::Tensor small_m_linear_lora_reference(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& a, const torch::Tensor& b,
+                                            double scaling) {
+  auto y = small_m_linear_reference(x, w);
+  const auto out = y.size(-1);
+  auto t = small_m_linear_reference(x, a);
+  return torch::addmm(y.reshape({-1, out}), t.reshape({-1, t.size(-1)}), b.t(), 1.0, scaling).view(y.sizes());
 }
 
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& w) {

@@ -218,7 +218,8 @@ void run_rl(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
   // Rollouts apply the adapter unmerged, the configuration DistRl.GrpoAndGspoOnTwoProcessesEqualOne
   // verifies: a 2-process run must sample the tokens a single process samples, although the two
   // adapters differ by ~1e-7 (different micro-batch sums). Merging rounds B·A onto the base weights'
-  // float32 grid, which can turn such differences into whole-ulp ones; `gym generate` merges.
+  // float32 grid, which can turn such differences into whole-ulp ones (merging is off by default
+  // everywhere; said here because rollouts depend on it).
   sc.merge_lora = false;
   model::SamplingConfig greedy = sc;   // evaluation: greedy decoding, no random numbers
   greedy.do_sample = false;

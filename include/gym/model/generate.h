@@ -16,7 +16,10 @@ struct SamplingConfig {
   double repetition_penalty = 1.0; // 1 = off; HF semantics over prompt + generated tokens
   std::vector<int64_t> stop_ids;   // eos / <|im_end|>
   int64_t pad_id = 0;              // written after a sequence stopped
-  bool merge_lora = true;          // sample with W + B·A·s merged (float32 LoRA layers; rounding only)
+  // Sample with W + B·A·s merged (float32 LoRA layers; rounding only): one GEMM instead of three in
+  // the prefill, for a float32 copy of every adapted weight. Off: decoding applies the adapter inside
+  // the small-M kernel's pass over W (ops::small_m_linear_lora): ~4 % slower, no copy (docs/performance.md).
+  bool merge_lora = false;
 };
 
 struct GenerationOutput {

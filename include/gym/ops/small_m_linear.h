@@ -22,4 +22,16 @@ torch::Tensor small_m_linear(const torch::Tensor& x, const torch::Tensor& w);
 // The reference: at::linear (OpenBLAS sgemm).
 torch::Tensor small_m_linear_reference(const torch::Tensor& x, const torch::Tensor& w);
 
+// With an unmerged LoRA adapter in the same pass: x·Wᵀ + scaling · (x·Aᵀ)·Bᵀ, a [r, in], b [out, r].
+// x·Aᵀ ([..., r]) first, then each output adds scaling · Σ_j t_j·B[o, j] to its dot product while W
+// streams: the adapter costs no extra pass over the outputs and no merged copy of W. Every row's
+// result is the same whatever the other rows (batch composition changes nothing).
+torch::Tensor small_m_linear_lora(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& a, const torch::Tensor& b,
+                                  double scaling);
+// small_m_linear_applies() for both products, b float32 CPU [out, r], no gradient needed.
+bool small_m_linear_lora_applies(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& a, const torch::Tensor& b);
+// The reference twin: at::linear + addmm (the training forward's form).
+torch::Tensor small_m_linear_lora_reference(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& a, const torch::Tensor& b,
+                                            double scaling);
+
 }  // namespace gym::ops
