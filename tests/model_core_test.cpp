@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <filesystem>
 #include <fstream>
 
@@ -11,6 +13,7 @@
 #include "gym/io/hf_dir.h"
 #include "gym/io/safetensors.h"
 #include "gym/model/create.h"
+#include "gym/model/family.h"
 #include "gym/model/generate.h"
 #include "gym/model/loader.h"
 #include "gym/model/score.h"
@@ -258,4 +261,65 @@ TEST(ModelCore, MergedLoraSamplingMatchesTheUnmergedAdapter) {
   }
   EXPECT_LE(worst, 1e-4);
   std::cout << "merged vs unmerged adapter: max |Δ log-prob| over " << merged.step_logits.size() << " steps = " << worst << "\n";
+}
+
+// Rollouts batch the groups of several prompts (model::generate_shared_prompts): each prompt is
+// prefilled once and right-aligned to the longest. Where decode_rows_are_independent(), a group's
+// step logits and tokens are bit for bit those it gets decoded alone, whatever the other prompt's
+// length (its left padding): what keeps 1- and 2-process rollouts equal.
+TEST(ModelCore, GroupsDecodedTogetherEqualEachGroupAlone) {
+  auto m = model::load_model(tiny_model());
+  config::LoraArgs la;
+  la.rank = 4, la.alpha = 8, la.target = {"all"};
+  lora::inject(*m, la);
+  {
+    torch::NoGradGuard ng;
+    torch::manual_seed(5);
+    for (auto& item : m->named_parameters())
+      if (item.key().find("lora_B") != std::string::npos) item.value().normal_(0, 0.05);
+  }
+  m->eval();
+  ASSERT_TRUE(model::decode_rows_are_independent(*m));
+  const auto a = torch::tensor({11, 12, 13}, torch::kInt64), b = torch::tensor({40, 41, 42, 43, 44, 45, 46}, torch::kInt64);
+  model::SamplingConfig sc;
+  sc.max_new_tokens = 12;
+  sc.do_sample = true;
+  auto gen = [](uint64_t key) { return at::detail::createCPUGenerator(key); };
+  for (bool fast : {true, false}) {
+    sc.fast_sampler = fast;
+    auto both = model::generate_shared_prompts(*m, {a, b}, 4, sc, {gen(1), gen(2)}, true);
+    auto alone_a = model::generate_shared_prompts(*m, {a}, 4, sc, {gen(1)}, true);
+    auto alone_b = model::generate_shared_prompts(*m, {b}, 4, sc, {gen(2)}, true);
+    ASSERT_EQ(both.size(), 2u);
+    for (auto [together, alone] : {std::pair{&both[0], &alone_a[0]}, std::pair{&both[1], &alone_b[0]}}) {
+      EXPECT_TRUE(torch::equal(together->sequences, alone->sequences)) << "fast sampler " << fast;
+      EXPECT_TRUE(torch::equal(together->completion_mask, alone->completion_mask));
+      // steps after the group alone stopped are decoded only in the batch
+      ASSERT_GE(together->step_logits.size(), alone->step_logits.size());
+      for (size_t t = 0; t < alone->step_logits.size(); ++t) EXPECT_TRUE(torch::equal(together->step_logits[t], alone->step_logits[t])) << "step " << t;
+    }
+    EXPECT_EQ(both[0].sequences.size(1), 3 + 12);   // no left padding in a group's own output
+    // the prompt prefilled once gives its G rows the same first-step logits, and sampling spreads them
+    EXPECT_TRUE(torch::equal(both[1].step_logits[0][0], both[1].step_logits[0][3]));
+  }
+  // a naive batch (both prompts left-padded into one prefill) is not padding-invariant: the check
+  // above would see it
+  {
+    sc.fast_sampler = true;
+    auto ids = torch::zeros({2, 7}, torch::kInt64), mask = torch::zeros({2, 7}, torch::kInt64);
+    ids[0].narrow(0, 4, 3).copy_(a), mask[0].narrow(0, 4, 3).fill_(1);
+    ids[1].copy_(b), mask[1].fill_(1);
+    auto padded = model::generate(*m, ids, mask, sc, gen(1), true);
+    auto alone = model::generate(*m, a.unsqueeze(0), torch::ones({1, 3}, torch::kInt64), sc, gen(1), true);
+    EXPECT_FALSE(torch::equal(padded.step_logits[0][0], alone.step_logits[0][0]));
+  }
+  // the greedy rows of a group equal generate() on the repeated prompt, to float32 rounding
+  sc.do_sample = false;
+  auto shared = model::generate_shared_prompts(*m, {b}, 2, sc, {gen(3)}, true);
+  auto plain = model::generate(*m, b.unsqueeze(0).expand({2, 7}).contiguous(), torch::ones({2, 7}, torch::kInt64), sc, std::nullopt, true);
+  EXPECT_TRUE(torch::equal(shared[0].sequences, plain.sequences));
+  EXPECT_LE((shared[0].step_logits[0] - plain.step_logits[0]).abs().max().item<double>(), 1e-5);
+  // linear attention (Qwen3-Next) is not checked for it: its groups are decoded one per batch
+  auto next = model::build_model(model::preset_arch("qwen3_next", "tiny"));
+  EXPECT_FALSE(model::decode_rows_are_independent(*next));
 }

@@ -4,6 +4,8 @@
 
 #include "gym/core/profile.h"
 #include "gym/nn/linear.h"
+#include "gym/ops/sample.h"
+#include "gym/ops/small_m_linear.h"
 
 namespace gym::model {
 
@@ -34,12 +36,19 @@ torch::Tensor apply_top_p(torch::Tensor scores, double p) {
   return scores.masked_fill(remove, kNegInf);
 }
 
-GenerationOutput generate(CausalLMImpl& model, const torch::Tensor& prompt_ids, const torch::Tensor& prompt_mask,
-                          const SamplingConfig& cfg, std::optional<torch::Generator> generator, bool keep_step_logits) {
-  torch::NoGradGuard no_grad;
-  nn::ScopedLoraMerge merged(model, cfg.merge_lora);   // the adapter is frozen while sampling
+namespace {
+
+// Rows [row, row + rows) draw from `generator` (the default CPU generator when unset).
+struct SampleSlice {
+  int64_t row = 0, rows = 0;
+  std::optional<torch::Generator> generator;
+};
+
+// The decoding loop of generate() and generate_shared_prompts(): from a prefilled cache, the prompt
+// [B, P] and its mask, and the logits of the last prompt position [B, V].
+GenerationOutput decode(CausalLMImpl& model, nn::Cache& cache, const torch::Tensor& prompt_ids, const torch::Tensor& prompt_mask,
+                        torch::Tensor logits, const SamplingConfig& cfg, const std::vector<SampleSlice>& slices, bool keep_step_logits) {
   const int64_t b = prompt_ids.size(0), p = prompt_ids.size(1), n = cfg.max_new_tokens;
-  auto cache = model.new_cache(p + n);
   const auto i64 = prompt_ids.options().dtype(torch::kInt64);   // every tensor on the prompt's device
   // The attention mask and the seen tokens grow in place: views of [B, P + N] buffers.
   auto full_mask = torch::ones({b, p + n}, i64);
@@ -52,12 +61,8 @@ GenerationOutput generate(CausalLMImpl& model, const torch::Tensor& prompt_ids, 
   auto finished = torch::zeros({b}, i64.dtype(torch::kBool));
   auto stop_ids = torch::tensor(cfg.stop_ids.empty() ? std::vector<int64_t>{-1} : cfg.stop_ids, torch::kInt64).to(prompt_ids.device());
   GenerationOutput out;
-
   ForwardOptions fo;
   fo.cache = &cache;
-  fo.attention_mask = full_mask.narrow(1, 0, p).contiguous();
-  // Prefill: logits of the last prompt position only (the others are never used).
-  auto logits = model.lm_logits(model.hidden_states(prompt_ids, fo).hidden.narrow(1, p - 1, 1)).select(1, 0);   // [B, V]
   for (int64_t t = 0; t < n; ++t) {
     torch::Tensor next;
     {
@@ -68,11 +73,20 @@ GenerationOutput generate(CausalLMImpl& model, const torch::Tensor& prompt_ids, 
       if (cfg.do_sample) {
         if (cfg.temperature != 1.0) scores = scores / cfg.temperature;
         scores = apply_top_p(apply_top_k(scores, cfg.top_k), cfg.top_p);
-        // torch::multinomial, not a one-uniform inverse CDF: the CDF moves with rounding differences
-        // summed over the vocabulary, and 1- vs 2-process RL runs then stop drawing the same tokens
-        // (DistRl.GrpoAndGspoOnTwoProcessesEqualOne).
+        // An exponential race (as torch::multinomial), not a one-uniform inverse CDF: the CDF moves
+        // with rounding differences summed over the vocabulary, and 1- vs 2-process RL runs then stop
+        // drawing the same tokens (DistRl.GrpoAndGspoOnTwoProcessesEqualOne).
         auto probs = scores.softmax(-1);
-        next = generator ? torch::multinomial(probs, 1, false, *generator).squeeze(1) : torch::multinomial(probs, 1, false).squeeze(1);
+        auto draw = [&](const torch::Tensor& pr, const std::optional<torch::Generator>& gen) {
+          if (cfg.fast_sampler) return ops::sample_categorical(pr, gen.value_or(at::detail::getDefaultCPUGenerator()));
+          return (gen ? torch::multinomial(pr, 1, false, *gen) : torch::multinomial(pr, 1, false)).squeeze(1);
+        };
+        if (slices.size() == 1) {
+          next = draw(probs, slices[0].generator);
+        } else {
+          next = torch::empty({b}, i64);
+          for (const auto& sl : slices) next.narrow(0, sl.row, sl.rows).copy_(draw(probs.narrow(0, sl.row, sl.rows), sl.generator));
+        }
       } else {
         next = scores.argmax(-1);
       }
@@ -95,6 +109,117 @@ GenerationOutput generate(CausalLMImpl& model, const torch::Tensor& prompt_ids, 
   out.truncated = ~finished;
   out.sequences = torch::cat({prompt_ids, completion}, 1);
   return out;
+}
+
+// A batch cache of B = Σ rows_i rows and `capacity` positions from each prompt's own prefilled
+// cache (one row, n_i positions): prompt i's state repeated on its rows, its keys and values
+// right-aligned at positions P − n_i .. P − 1 (zeros before: those positions are masked).
+nn::Cache place_prefilled(const std::vector<nn::Cache>& caches, const std::vector<int64_t>& lengths, int64_t rows_each, int64_t p,
+                          int64_t capacity) {
+  nn::Cache out;
+  out.layers.resize(caches.front().layers.size());
+  out.length = p;
+  out.capacity = capacity;
+  const int64_t b = rows_each * static_cast<int64_t>(caches.size());
+  for (size_t l = 0; l < out.layers.size(); ++l) {
+    auto& dst = out.layers[l];
+    const auto& first = caches.front().layers[l];
+    if (first.k.defined()) {
+      auto shape = first.k.sizes().vec();   // [1, nkv, cap_i, D]
+      shape[0] = b, shape[2] = capacity;
+      dst.k = torch::zeros(shape, first.k.options());
+      dst.v = torch::zeros(shape, first.v.options());
+    }
+    std::vector<torch::Tensor> conv, state;
+    for (size_t i = 0; i < caches.size(); ++i) {
+      const auto& src = caches[i].layers[l];
+      const int64_t n = lengths[i], row = static_cast<int64_t>(i) * rows_each;
+      if (src.k.defined()) {
+        dst.k.narrow(0, row, rows_each).narrow(2, p - n, n).copy_(src.k.narrow(2, 0, n).expand({rows_each, -1, -1, -1}));
+        dst.v.narrow(0, row, rows_each).narrow(2, p - n, n).copy_(src.v.narrow(2, 0, n).expand({rows_each, -1, -1, -1}));
+      }
+      if (src.conv_state.defined()) conv.push_back(src.conv_state.expand({rows_each, -1, -1}));
+      if (src.recurrent_state.defined()) state.push_back(src.recurrent_state.expand({rows_each, -1, -1, -1}));
+    }
+    if (!conv.empty()) dst.conv_state = torch::cat(conv, 0);
+    if (!state.empty()) dst.recurrent_state = torch::cat(state, 0);
+  }
+  return out;
+}
+
+}  // namespace
+
+GenerationOutput generate(CausalLMImpl& model, const torch::Tensor& prompt_ids, const torch::Tensor& prompt_mask,
+                          const SamplingConfig& cfg, std::optional<torch::Generator> generator, bool keep_step_logits) {
+  torch::NoGradGuard no_grad;
+  nn::ScopedLoraMerge merged(model, cfg.merge_lora);   // the adapter is frozen while sampling
+  const int64_t b = prompt_ids.size(0), p = prompt_ids.size(1);
+  auto cache = model.new_cache(p + cfg.max_new_tokens);
+  ForwardOptions fo;
+  fo.cache = &cache;
+  fo.attention_mask = prompt_mask.to(torch::kInt64).contiguous();
+  // Prefill: logits of the last prompt position only (the others are never used).
+  auto logits = model.lm_logits(model.hidden_states(prompt_ids, fo).hidden.narrow(1, p - 1, 1)).select(1, 0);   // [B, V]
+  return decode(model, cache, prompt_ids, prompt_mask, logits, cfg, {{0, b, generator}}, keep_step_logits);
+}
+
+std::vector<GenerationOutput> generate_shared_prompts(CausalLMImpl& model, const std::vector<torch::Tensor>& prompts, int64_t g,
+                                                      const SamplingConfig& cfg, const std::vector<torch::Generator>& generators,
+                                                      bool keep_step_logits) {
+  torch::NoGradGuard no_grad;
+  nn::ScopedLoraMerge merged(model, cfg.merge_lora);
+  std::vector<nn::Cache> caches;
+  std::vector<int64_t> lengths;
+  std::vector<torch::Tensor> first_logits;
+  int64_t p = 1;
+  for (const auto& ids : prompts) {   // [n_i]
+    const int64_t n = ids.size(0);
+    caches.push_back(model.new_cache(n));
+    ForwardOptions fo;
+    fo.cache = &caches.back();
+    fo.attention_mask = torch::ones({1, n}, ids.options().dtype(torch::kInt64));
+    first_logits.push_back(model.lm_logits(model.hidden_states(ids.unsqueeze(0), fo).hidden.narrow(1, n - 1, 1)).select(1, 0).expand({g, -1}));
+    lengths.push_back(n);
+    p = std::max(p, n);
+  }
+  const int64_t groups = static_cast<int64_t>(prompts.size());
+  auto cache = place_prefilled(caches, lengths, g, p, p + cfg.max_new_tokens);
+  caches.clear();
+  const auto i64 = prompts.front().options().dtype(torch::kInt64);
+  auto prompt_ids = torch::full({groups * g, p}, cfg.pad_id, i64), prompt_mask = torch::zeros({groups * g, p}, i64);
+  std::vector<SampleSlice> slices;
+  for (int64_t i = 0; i < groups; ++i) {
+    const int64_t n = lengths[static_cast<size_t>(i)];
+    prompt_ids.narrow(0, i * g, g).narrow(1, p - n, n).copy_(prompts[static_cast<size_t>(i)].unsqueeze(0).expand({g, n}));
+    prompt_mask.narrow(0, i * g, g).narrow(1, p - n, n).fill_(1);
+    slices.push_back({i * g, g, generators[static_cast<size_t>(i)]});
+  }
+  auto all = decode(model, cache, prompt_ids, prompt_mask, torch::cat(first_logits, 0), cfg, slices, keep_step_logits);
+  std::vector<GenerationOutput> out(static_cast<size_t>(groups));
+  for (int64_t i = 0; i < groups; ++i) {
+    auto& o = out[static_cast<size_t>(i)];
+    const int64_t n = lengths[static_cast<size_t>(i)];
+    o.completion_ids = all.completion_ids.narrow(0, i * g, g);
+    o.completion_mask = all.completion_mask.narrow(0, i * g, g);
+    o.truncated = all.truncated.narrow(0, i * g, g);
+    o.sequences = torch::cat({prompt_ids.narrow(0, i * g, g).narrow(1, p - n, n), o.completion_ids}, 1);
+    for (const auto& l : all.step_logits) o.step_logits.push_back(l.narrow(0, i * g, g));
+  }
+  return out;
+}
+
+bool decode_rows_are_independent(CausalLMImpl& model) {
+  torch::NoGradGuard no_grad;
+  const auto& c = model.config();
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l)
+    if (c.is_linear_attention(l)) return false;
+  for (const auto& p : model.parameters())
+    if (p.is_floating_point() && (p.scalar_type() != torch::kFloat32 || !p.device().is_cpu())) return false;
+  for (const auto& m : model.modules(/*include_self=*/false)) {
+    const auto* lin = dynamic_cast<const nn::LinearImpl*>(m.get());
+    if (lin && (lin->quantized_base() || !ops::small_m_linear_applies(torch::empty({1, lin->in_features}), lin->weight))) return false;
+  }
+  return true;
 }
 
 }  // namespace gym::model

@@ -1,7 +1,7 @@
-// GRPO/GSPO rollouts: each prompt's group of G completions generated in its own batch with its own
-// generator (keyed by the caller), so a group's completions do not depend on which other groups a
-// rank holds (1 and 2 processes sample the same tokens). recipes/rl.cpp trains on them; `gym bench
-// gspo` times them.
+// GRPO/GSPO rollouts: each prompt's group of G completions sampled with its own generator (keyed by
+// the caller) from its prompt prefilled once; groups share a decode batch only where that changes
+// no row's numbers, so a group's completions do not depend on which other groups a rank holds (1
+// and 2 processes sample the same tokens). recipes/rl.cpp trains on them; `gym bench gspo` times them.
 #pragma once
 #include <torch/types.h>
 

@@ -20,6 +20,10 @@ struct SamplingConfig {
   // the prefill, for a float32 copy of every adapted weight. Off: decoding applies the adapter inside
   // the small-M kernel's pass over W (ops::small_m_linear_lora): ~4 % slower, no copy (docs/performance.md).
   bool merge_lora = false;
+  // Sampling: ops::sample_categorical (an exponential race with fast exponentials, ~10x cheaper
+  // than torch::multinomial over a 32000-token vocabulary), or torch::multinomial's own stream.
+  // GRPO/GSPO rollouts keep torch::multinomial (recipes/rl.cpp says why).
+  bool fast_sampler = true;
 };
 
 struct GenerationOutput {
@@ -34,6 +38,22 @@ struct GenerationOutput {
 GenerationOutput generate(CausalLMImpl& model, const torch::Tensor& prompt_ids, const torch::Tensor& prompt_mask,
                           const SamplingConfig& cfg, std::optional<torch::Generator> generator = std::nullopt,
                           bool keep_step_logits = false);
+
+// G completions of each prompt (prompts[i]: [n_i] int64), decoded together: prompt i is prefilled
+// once ([1, n_i]), its cache repeated on its G rows and right-aligned to the longest prompt, and
+// rows i·G .. i·G + G − 1 sample from generators[i]. Output i is what generate() returns for those
+// rows (sequences [G, n_i + N], no left padding). A row's tokens depend on the other prompts of
+// the batch only through the kernels' rounding: none when decode_rows_are_independent(model) and
+// the batch has at most ops::kSmallMRows rows (GYM's RL rollouts batch groups only then).
+std::vector<GenerationOutput> generate_shared_prompts(CausalLMImpl& model, const std::vector<torch::Tensor>& prompts, int64_t g,
+                                                      const SamplingConfig& cfg, const std::vector<torch::Generator>& generators,
+                                                      bool keep_step_logits = false);
+
+// True when every row of a decode step (up to ops::kSmallMRows rows) is computed by per-row CPU
+// kernels whatever the other rows and their left padding: float32 CPU weights, every linear taken
+// by the small-M kernel, attention layers only (the decode-attention kernel sums positions in order,
+// and masked ones add exact zeros). Linear attention, bf16/NF4 bases and GPUs: false.
+bool decode_rows_are_independent(CausalLMImpl& model);
 
 // The logits processors, exposed for tests. scores: [B, V] float32.
 torch::Tensor apply_repetition_penalty(torch::Tensor scores, const torch::Tensor& seen_ids, double penalty);
