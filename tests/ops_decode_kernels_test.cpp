@@ -99,6 +99,22 @@ TEST(OpsSmallMLinear, FusedLoraMatchesReferenceAndRowsAreIndependent) {
   EXPECT_FALSE(ops::small_m_linear_lora_applies(x, w, a, b.requires_grad_()));
 }
 
+// The AVX-512 path keeps each output's 8-lane partial sums in one half of a zmm register: every
+// result equals the AVX2 path's bit for bit (row blocks of 8, 4 and 1, odd outputs, K tails, LoRA).
+TEST(OpsSmallMLinear, Avx512EqualsAvx2BitForBit) {
+  if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512dq")) GTEST_SKIP() << "no AVX-512 on this CPU";
+  torch::manual_seed(9);
+  torch::NoGradGuard ng;
+  for (int64_t m : {1, 3, 5, 8, 13, 16})
+    for (int64_t k : {7, 64, 515})
+      for (int64_t n : {1, 5, 130, 2003}) {
+        SCOPED_TRACE(std::to_string(m) + "x" + std::to_string(k) + "x" + std::to_string(n));
+        auto x = torch::randn({m, k}), w = torch::randn({n, k}), a = torch::randn({8, k}), b = torch::randn({n, 8});
+        EXPECT_TRUE(torch::equal(ops::small_m_linear(x, w, true), ops::small_m_linear(x, w, false)));
+        EXPECT_TRUE(torch::equal(ops::small_m_linear_lora(x, w, a, b, 0.5, true), ops::small_m_linear_lora(x, w, a, b, 0.5, false)));
+      }
+}
+
 // Every chunk runs exactly once per call, calls from inside a chunk and from a second thread run
 // serially on their own thread, and a call returns only when all its chunks are done.
 TEST(OpsCpuWorkers, EveryChunkRunsOnceAndConcurrentCallsStayCorrect) {

@@ -103,6 +103,64 @@ __attribute__((target("avx2,fma"))) void kernel(const float* x, int64_t m_rows, 
   }
 }
 
+// The same products with AVX-512: one zmm holds the two outputs' 8-lane partial sums (w0 in lanes
+// 0-7, w1 in 8-15) and x's 8 values broadcast to both halves, so every lane runs the FMA sequence of
+// two_rows(): each half's horizontal sum, the tail and the LoRA term are the AVX2 path's, bit for
+// bit (OpsSmallMLinear.Avx512EqualsAvx2BitForBit), with half the FMA instructions.
+template <int MB>
+__attribute__((target("avx512f,avx512dq,avx2,fma"), always_inline)) inline void two_rows_512(const float* x, int64_t k, const float* w0,
+                                                                                         const float* w1, float* y, int64_t ldy, bool two,
+                                                                                         const LoraTerm& lora) {
+  __m512 acc[MB];
+  for (int m = 0; m < MB; ++m) acc[m] = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= k; i += 8) {
+    // (the masked forms with zero sources: GCC 12 warns about the undefined ones inside the plain intrinsics)
+    const __m512 w01 = _mm512_insertf32x8(_mm512_insertf32x8(_mm512_setzero_ps(), _mm256_loadu_ps(w0 + i), 0), _mm256_loadu_ps(w1 + i), 1);
+    for (int m = 0; m < MB; ++m)
+      acc[m] = _mm512_fmadd_ps(_mm512_mask_broadcast_f32x8(_mm512_setzero_ps(), 0xFFFF, _mm256_loadu_ps(x + m * k + i)), w01, acc[m]);
+  }
+  for (int m = 0; m < MB; ++m) {
+    const __m256 zero = _mm256_setzero_ps();
+    float s0 = hsum(_mm512_mask_extractf32x8_ps(zero, 0xFF, acc[m], 0)), s1 = hsum(_mm512_mask_extractf32x8_ps(zero, 0xFF, acc[m], 1));
+    for (int64_t j = i; j < k; ++j) s0 += x[m * k + j] * w0[j], s1 += x[m * k + j] * w1[j];
+    if (lora.t) {
+      const float* tm = lora.t + m * lora.r;
+      s0 += lora.scaling * rank_dot(tm, lora.b, lora.r);
+      if (two) s1 += lora.scaling * rank_dot(tm, lora.b + lora.r, lora.r);
+    }
+    y[m * ldy] = s0;
+    if (two) y[m * ldy + 1] = s1;
+  }
+}
+
+__attribute__((target("avx512f,avx512dq,avx2,fma"))) void kernel_512(const float* x, int64_t m_rows, int64_t k, const float* w, int64_t n,
+                                                                     float* y, int64_t ldy, const LoraTerm& lora) {
+  for (int64_t o = 0; o < n; o += 2) {
+    const bool two = o + 1 < n;
+    const float* w0 = w + o * k;
+    const float* w1 = two ? w0 + k : w0;
+    if (o + 3 < n)
+      for (int64_t i = 0; i < 2 * k; i += 16) _mm_prefetch(reinterpret_cast<const char*>(w0 + 2 * k + i), _MM_HINT_T0);
+    LoraTerm at = lora;
+    if (at.t) at.b = lora.b + o * lora.r;
+    auto rows_from = [&](int64_t first) {
+      LoraTerm r = at;
+      if (r.t) r.t = at.t + first * at.r;
+      return r;
+    };
+    int64_t m = 0;
+    for (; m + 8 <= m_rows; m += 8) two_rows_512<8>(x + m * k, k, w0, w1, y + m * ldy + o, ldy, two, rows_from(m));
+    for (; m + 4 <= m_rows; m += 4) two_rows_512<4>(x + m * k, k, w0, w1, y + m * ldy + o, ldy, two, rows_from(m));
+    for (; m < m_rows; ++m) two_rows_512<1>(x + m * k, k, w0, w1, y + m * ldy + o, ldy, two, rows_from(m));
+  }
+}
+
+bool cpu_has_avx512() {
+  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+  return ok;
+}
+
 bool cpu_has_avx2_fma() {
   static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return ok;
@@ -128,7 +186,9 @@ namespace {
 
 #ifdef GYM_SMALL_M_X86
 // The kernel over all of w's output rows; t/b (defined or not) carry the LoRA term.
-torch::Tensor run_kernel(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& t, const torch::Tensor& b, double scaling) {
+torch::Tensor run_kernel(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& t, const torch::Tensor& b, double scaling,
+                         bool allow_avx512) {
+  const auto kern = allow_avx512 && cpu_has_avx512() ? kernel_512 : kernel;
   const int64_t k = x.size(-1), n = w.size(0), rows = x.numel() / k;
   auto xc = x.contiguous();
   auto wc = w.contiguous();
@@ -149,14 +209,14 @@ torch::Tensor run_kernel(const torch::Tensor& x, const torch::Tensor& w, const t
   // by the same code on any thread, so the result does not depend on the split.
   const int64_t threads = cpu_worker_threads();
   if (threads == 1 || n * k < (int64_t{1} << 16) || n < 64) {
-    kernel(xp, rows, k, wp, n, yp, n, lora);
+    kern(xp, rows, k, wp, n, yp, n, lora);
   } else {
     const int64_t per = std::max<int64_t>(32, (n / (threads * 8) + 1) & ~int64_t{1});   // rows per chunk, even
     parallel_chunks((n + per - 1) / per, [&](int64_t c) {
       const int64_t o = c * per;
       LoraTerm part = lora;
       if (part.t) part.b = lora.b + o * lora.r;
-      kernel(xp, rows, k, wp + o * k, std::min(per, n - o), yp + o, n, part);
+      kern(xp, rows, k, wp + o * k, std::min(per, n - o), yp + o, n, part);
     });
   }
   return y;
@@ -165,19 +225,19 @@ torch::Tensor run_kernel(const torch::Tensor& x, const torch::Tensor& w, const t
 
 }  // namespace
 
-torch::Tensor small_m_linear(const torch::Tensor& x, const torch::Tensor& w) {
+torch::Tensor small_m_linear(const torch::Tensor& x, const torch::Tensor& w, bool allow_avx512) {
 #ifdef GYM_SMALL_M_X86
-  return run_kernel(x, w, {}, {}, 0.0);
+  return run_kernel(x, w, {}, {}, 0.0, allow_avx512);
 #else
   return small_m_linear_reference(x, w);
 #endif
 }
 
 torch::Tensor small_m_linear_lora(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& a, const torch::Tensor& b,
-                                  double scaling) {
+                                  double scaling, bool allow_avx512) {
 #ifdef GYM_SMALL_M_X86
-  auto t = small_m_linear(x, a);   // [..., r]
-  return run_kernel(x, w, t.reshape({-1, a.size(0)}), b, scaling);
+  auto t = small_m_linear(x, a, allow_avx512);   // [..., r]
+  return run_kernel(x, w, t.reshape({-1, a.size(0)}), b, scaling, allow_avx512);
 #else
   return small_m_linear_lora_reference(x, w, a, b, scaling);
 #endif

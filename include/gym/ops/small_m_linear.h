@@ -18,7 +18,9 @@ torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& w);
 // CPU float32 (both), x rows ≤ kSmallMRows, no gradient needed, and the CPU has AVX2 + FMA.
 bool small_m_linear_applies(const torch::Tensor& x, const torch::Tensor& w);
 // The kernel itself (the checks of small_m_linear_applies() except the row count are the caller's).
-torch::Tensor small_m_linear(const torch::Tensor& x, const torch::Tensor& w);
+// With AVX-512 (and allow_avx512) it runs the same lane sums with half the FMA instructions: the
+// results are bit-identical to the AVX2 path (allow_avx512 = false: for the test that says so).
+torch::Tensor small_m_linear(const torch::Tensor& x, const torch::Tensor& w, bool allow_avx512 = true);
 // The reference: at::linear (OpenBLAS sgemm).
 torch::Tensor small_m_linear_reference(const torch::Tensor& x, const torch::Tensor& w);
 
@@ -27,7 +29,7 @@ torch::Tensor small_m_linear_reference(const torch::Tensor& x, const torch::Tens
 // streams: the adapter costs no extra pass over the outputs and no merged copy of W. Every row's
 // result is the same whatever the other rows (batch composition changes nothing).
 torch::Tensor small_m_linear_lora(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& a, const torch::Tensor& b,
-                                  double scaling);
+                                  double scaling, bool allow_avx512 = true);
 // small_m_linear_applies() for both products, b float32 CPU [out, r], no gradient needed.
 bool small_m_linear_lora_applies(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& a, const torch::Tensor& b);
 // The reference twin: at::linear + addmm (the training forward's form).
