@@ -160,22 +160,16 @@ void init_random_weights(CausalLMImpl& model, uint64_t seed) {
     torch::Tensor& p = item.value();
     if (is_lora_name(name) || norms.count(p.data_ptr())) continue;
     const std::string leaf = name.substr(name.rfind('.') + 1);
-    // Drawn in place when the parameter is float32 and contiguous (no full-size temporary; the same
-    // values: at::normal(mean, std, size, gen) is empty(size).normal_(mean, std, gen)).
-    auto draw = [&](auto&& fill) {
-      if (p.scalar_type() == torch::kFloat32 && p.is_contiguous()) fill(p);
-      else p.copy_(fill(at::empty(p.sizes(), f32)));
-    };
     if (leaf == "A_log") {
-      draw([&](torch::Tensor t) { return t.uniform_(0.01, 16.0, gen).log_(); });
+      p.copy_(at::empty(p.sizes(), f32).uniform_(0.01, 16.0, gen).log());
     } else if (leaf == "dt_bias") {
       p.fill_(1.0);
     } else if (name == "model.embed_tokens.weight" || name == "lm_head.weight") {
       // Wider than HF's 0.02: a toy model's frozen embedding and head must leave its logits room
       // to move, or LoRA training cannot lower the loss far below log(vocab).
-      draw([&](torch::Tensor t) { return t.normal_(0.0, 0.3, gen); });
+      p.copy_(at::normal(0.0, 0.3, p.sizes(), gen, f32));
     } else {
-      draw([&](torch::Tensor t) { return t.normal_(0.0, 0.02, gen); });
+      p.copy_(at::normal(0.0, 0.02, p.sizes(), gen, f32));
     }
   }
 }
