@@ -231,20 +231,27 @@ TEST(ModelCore, HubCacheResolution) {
   unsetenv("HF_HOME");
 }
 
-TEST(ModelCore, MergedLoraSamplingMatchesTheUnmergedAdapter) {
-  // generate() merges a float32 adapter for the rollout: x·(W + B·A·s) instead of x·W + x·Aᵀ·Bᵀ·s.
-  // Only rounding differs: the step logits agree to float32 precision and greedy tokens are equal.
+namespace {
+// The tiny model with LoRA r 4 on every projection and B ~ N(0, 0.05) (a trained-like adapter:
+// PEFT's B = 0 would make it the identity), in eval mode.
+model::CausalLM tiny_model_with_trained_like_adapter(uint64_t seed) {
   auto m = model::load_model(tiny_model());
   config::LoraArgs la;
   la.rank = 4, la.alpha = 8, la.target = {"all"};
   lora::inject(*m, la);
-  {
-    torch::NoGradGuard ng;
-    torch::manual_seed(2);
-    for (auto& item : m->named_parameters())
-      if (item.key().find("lora_B") != std::string::npos) item.value().normal_(0, 0.05);
-  }
+  torch::NoGradGuard ng;
+  torch::manual_seed(seed);
+  for (auto& item : m->named_parameters())
+    if (item.key().find("lora_B") != std::string::npos) item.value().normal_(0, 0.05);
   m->eval();
+  return m;
+}
+}  // namespace
+
+TEST(ModelCore, MergedLoraSamplingMatchesTheUnmergedAdapter) {
+  // generate() merges a float32 adapter for the rollout: x·(W + B·A·s) instead of x·W + x·Aᵀ·Bᵀ·s.
+  // Only rounding differs: the step logits agree to float32 precision and greedy tokens are equal.
+  auto m = tiny_model_with_trained_like_adapter(2);
   auto prompt = torch::tensor({{10, 20, 30, 40}, {0, 40, 50, 60}}, torch::kInt64);
   auto mask = torch::tensor({{1, 1, 1, 1}, {0, 1, 1, 1}}, torch::kInt64);
   model::SamplingConfig sc;
@@ -268,17 +275,7 @@ TEST(ModelCore, MergedLoraSamplingMatchesTheUnmergedAdapter) {
 // step logits and tokens are bit for bit those it gets decoded alone, whatever the other prompt's
 // length (its left padding): what keeps 1- and 2-process rollouts equal.
 TEST(ModelCore, GroupsDecodedTogetherEqualEachGroupAlone) {
-  auto m = model::load_model(tiny_model());
-  config::LoraArgs la;
-  la.rank = 4, la.alpha = 8, la.target = {"all"};
-  lora::inject(*m, la);
-  {
-    torch::NoGradGuard ng;
-    torch::manual_seed(5);
-    for (auto& item : m->named_parameters())
-      if (item.key().find("lora_B") != std::string::npos) item.value().normal_(0, 0.05);
-  }
-  m->eval();
+  auto m = tiny_model_with_trained_like_adapter(5);
   ASSERT_TRUE(model::decode_rows_are_independent(*m));
   const auto a = torch::tensor({11, 12, 13}, torch::kInt64), b = torch::tensor({40, 41, 42, 43, 44, 45, 46}, torch::kInt64);
   model::SamplingConfig sc;

@@ -47,6 +47,45 @@ struct LoraTerm {
   float scaling = 0.0f;
 };
 
+// Output rows o and o + 1 of w [n, k] (w1 == w0 when only o is left), the next pair prefetched, and
+// their LoRA term (b offset to row o).
+struct Pair {
+  bool two;
+  const float* w0;
+  const float* w1;
+  LoraTerm lora;
+};
+__attribute__((target("avx2,fma"), always_inline)) inline Pair pair_at(const float* w, int64_t n, int64_t k, int64_t o, const LoraTerm& lora) {
+  Pair p{o + 1 < n, w + o * k, nullptr, lora};
+  p.w1 = p.two ? p.w0 + k : p.w0;
+  if (o + 3 < n)
+    for (int64_t i = 0; i < 2 * k; i += 16) _mm_prefetch(reinterpret_cast<const char*>(p.w0 + 2 * k + i), _MM_HINT_T0);
+  if (p.lora.t) p.lora.b = lora.b + o * lora.r;
+  return p;
+}
+
+// The LoRA term of the row block that starts at row `first`.
+inline LoraTerm rows_from(const LoraTerm& lora, int64_t first) {
+  LoraTerm r = lora;
+  if (r.t) r.t = lora.t + first * lora.r;
+  return r;
+}
+
+// Row m of a block: the two outputs' lane sums s0, s1 plus the K tail from index i and the LoRA
+// term, stored (the second only when there are two).
+__attribute__((target("avx2,fma"), always_inline)) inline void finish_pair(float s0, float s1, const float* x, int64_t k, int64_t i,
+                                                                          const float* w0, const float* w1, float* y, int64_t ldy, bool two,
+                                                                          const LoraTerm& lora, int m) {
+  for (int64_t j = i; j < k; ++j) s0 += x[m * k + j] * w0[j], s1 += x[m * k + j] * w1[j];
+  if (lora.t) {
+    const float* tm = lora.t + m * lora.r;
+    s0 += lora.scaling * rank_dot(tm, lora.b, lora.r);
+    if (two) s1 += lora.scaling * rank_dot(tm, lora.b + lora.r, lora.r);
+  }
+  y[m * ldy] = s0;
+  if (two) y[m * ldy + 1] = s1;
+}
+
 // y[m, o], y[m, o + 1] for MB rows of x against weight rows w0, w1 (w1 == w0 when only one is left),
 // plus the LoRA term of those outputs when lora.t is set (t and y offset to the block's first row,
 // b to output o).
@@ -64,17 +103,7 @@ __attribute__((target("avx2,fma"), always_inline)) inline void two_rows(const fl
       a1[m] = _mm256_fmadd_ps(xv, v1, a1[m]);
     }
   }
-  for (int m = 0; m < MB; ++m) {
-    float s0 = hsum(a0[m]), s1 = hsum(a1[m]);
-    for (int64_t j = i; j < k; ++j) s0 += x[m * k + j] * w0[j], s1 += x[m * k + j] * w1[j];
-    if (lora.t) {
-      const float* tm = lora.t + m * lora.r;
-      s0 += lora.scaling * rank_dot(tm, lora.b, lora.r);
-      if (two) s1 += lora.scaling * rank_dot(tm, lora.b + lora.r, lora.r);
-    }
-    y[m * ldy] = s0;
-    if (two) y[m * ldy + 1] = s1;
-  }
+  for (int m = 0; m < MB; ++m) finish_pair(hsum(a0[m]), hsum(a1[m]), x, k, i, w0, w1, y, ldy, two, lora, m);
 }
 
 // y [M, N] (row stride ldy) = x [M, K] · w [N, K]ᵀ, x and w contiguous. Each pair of weight rows is
@@ -84,22 +113,11 @@ __attribute__((target("avx2,fma"), always_inline)) inline void two_rows(const fl
 __attribute__((target("avx2,fma"))) void kernel(const float* x, int64_t m_rows, int64_t k, const float* w, int64_t n, float* y,
                                                 int64_t ldy, const LoraTerm& lora = {}) {
   for (int64_t o = 0; o < n; o += 2) {
-    const bool two = o + 1 < n;
-    const float* w0 = w + o * k;
-    const float* w1 = two ? w0 + k : w0;
-    if (o + 3 < n)
-      for (int64_t i = 0; i < 2 * k; i += 16) _mm_prefetch(reinterpret_cast<const char*>(w0 + 2 * k + i), _MM_HINT_T0);
-    LoraTerm at = lora;
-    if (at.t) at.b = lora.b + o * lora.r;
+    const Pair p = pair_at(w, n, k, o, lora);
     int64_t m = 0;
-    auto rows_from = [&](int64_t first) {
-      LoraTerm r = at;
-      if (r.t) r.t = at.t + first * at.r;
-      return r;
-    };
-    for (; m + 4 <= m_rows; m += 4) two_rows<4>(x + m * k, k, w0, w1, y + m * ldy + o, ldy, two, rows_from(m));
-    for (; m + 2 <= m_rows; m += 2) two_rows<2>(x + m * k, k, w0, w1, y + m * ldy + o, ldy, two, rows_from(m));
-    for (; m < m_rows; ++m) two_rows<1>(x + m * k, k, w0, w1, y + m * ldy + o, ldy, two, rows_from(m));
+    for (; m + 4 <= m_rows; m += 4) two_rows<4>(x + m * k, k, p.w0, p.w1, y + m * ldy + o, ldy, p.two, rows_from(p.lora, m));
+    for (; m + 2 <= m_rows; m += 2) two_rows<2>(x + m * k, k, p.w0, p.w1, y + m * ldy + o, ldy, p.two, rows_from(p.lora, m));
+    for (; m < m_rows; ++m) two_rows<1>(x + m * k, k, p.w0, p.w1, y + m * ldy + o, ldy, p.two, rows_from(p.lora, m));
   }
 }
 
@@ -120,39 +138,20 @@ __attribute__((target("avx512f,avx512dq,avx2,fma"), always_inline)) inline void 
     for (int m = 0; m < MB; ++m)
       acc[m] = _mm512_fmadd_ps(_mm512_mask_broadcast_f32x8(_mm512_setzero_ps(), 0xFFFF, _mm256_loadu_ps(x + m * k + i)), w01, acc[m]);
   }
-  for (int m = 0; m < MB; ++m) {
-    const __m256 zero = _mm256_setzero_ps();
-    float s0 = hsum(_mm512_mask_extractf32x8_ps(zero, 0xFF, acc[m], 0)), s1 = hsum(_mm512_mask_extractf32x8_ps(zero, 0xFF, acc[m], 1));
-    for (int64_t j = i; j < k; ++j) s0 += x[m * k + j] * w0[j], s1 += x[m * k + j] * w1[j];
-    if (lora.t) {
-      const float* tm = lora.t + m * lora.r;
-      s0 += lora.scaling * rank_dot(tm, lora.b, lora.r);
-      if (two) s1 += lora.scaling * rank_dot(tm, lora.b + lora.r, lora.r);
-    }
-    y[m * ldy] = s0;
-    if (two) y[m * ldy + 1] = s1;
-  }
+  const __m256 zero = _mm256_setzero_ps();
+  for (int m = 0; m < MB; ++m)
+    finish_pair(hsum(_mm512_mask_extractf32x8_ps(zero, 0xFF, acc[m], 0)), hsum(_mm512_mask_extractf32x8_ps(zero, 0xFF, acc[m], 1)), x, k, i,
+                w0, w1, y, ldy, two, lora, m);
 }
 
 __attribute__((target("avx512f,avx512dq,avx2,fma"))) void kernel_512(const float* x, int64_t m_rows, int64_t k, const float* w, int64_t n,
                                                                      float* y, int64_t ldy, const LoraTerm& lora) {
   for (int64_t o = 0; o < n; o += 2) {
-    const bool two = o + 1 < n;
-    const float* w0 = w + o * k;
-    const float* w1 = two ? w0 + k : w0;
-    if (o + 3 < n)
-      for (int64_t i = 0; i < 2 * k; i += 16) _mm_prefetch(reinterpret_cast<const char*>(w0 + 2 * k + i), _MM_HINT_T0);
-    LoraTerm at = lora;
-    if (at.t) at.b = lora.b + o * lora.r;
-    auto rows_from = [&](int64_t first) {
-      LoraTerm r = at;
-      if (r.t) r.t = at.t + first * at.r;
-      return r;
-    };
+    const Pair p = pair_at(w, n, k, o, lora);
     int64_t m = 0;
-    for (; m + 8 <= m_rows; m += 8) two_rows_512<8>(x + m * k, k, w0, w1, y + m * ldy + o, ldy, two, rows_from(m));
-    for (; m + 4 <= m_rows; m += 4) two_rows_512<4>(x + m * k, k, w0, w1, y + m * ldy + o, ldy, two, rows_from(m));
-    for (; m < m_rows; ++m) two_rows_512<1>(x + m * k, k, w0, w1, y + m * ldy + o, ldy, two, rows_from(m));
+    for (; m + 8 <= m_rows; m += 8) two_rows_512<8>(x + m * k, k, p.w0, p.w1, y + m * ldy + o, ldy, p.two, rows_from(p.lora, m));
+    for (; m + 4 <= m_rows; m += 4) two_rows_512<4>(x + m * k, k, p.w0, p.w1, y + m * ldy + o, ldy, p.two, rows_from(p.lora, m));
+    for (; m < m_rows; ++m) two_rows_512<1>(x + m * k, k, p.w0, p.w1, y + m * ldy + o, ldy, p.two, rows_from(p.lora, m));
   }
 }
 
