@@ -78,7 +78,9 @@ GenerationOutput decode(CausalLMImpl& model, nn::Cache& cache, const torch::Tens
         // drawing the same tokens (DistRl.GrpoAndGspoOnTwoProcessesEqualOne).
         auto probs = scores.softmax(-1);
         auto draw = [&](const torch::Tensor& pr, const std::optional<torch::Generator>& gen) {
-          if (cfg.fast_sampler) return ops::sample_categorical(pr, gen.value_or(at::detail::getDefaultCPUGenerator()));
+          // (without a generator only on the CPU: elsewhere torch::multinomial takes the device's default)
+          if (cfg.fast_sampler && (gen || pr.device().is_cpu()))
+            return ops::sample_categorical(pr, gen.value_or(at::detail::getDefaultCPUGenerator()));
           return (gen ? torch::multinomial(pr, 1, false, *gen) : torch::multinomial(pr, 1, false)).squeeze(1);
         };
         if (slices.size() == 1) {
