@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <dlfcn.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -15,7 +16,8 @@ namespace gym {
 
 std::string ThreadSettings::describe() const {
   return fmt::format("torch intra-op threads {}, BLAS threads {}{}{}", torch_intra_op,
-                     blas > 0 ? std::to_string(blas) : std::string("default"), flush_denormal ? ", denormals flushed" : "",
+                     blas > 0 ? std::to_string(blas) : std::string("default"),
+                     flush_denormal ? (blas_workers_flush ? ", denormals flushed (BLAS workers too)" : ", denormals flushed") : "",
                      heap_reuse ? ", heap reuse" : "");
 }
 
@@ -36,6 +38,13 @@ const ThreadSettings& configure_threads() {
     // backward 6x slower (5.2 s against 0.86 s flushed). Flushed to zero they change nothing that
     // float32 training can see (TensorFlow's CPU default; torch.set_flush_denormal in PyTorch).
     s.flush_denormal = at::globalContext().setFlushDenormal(true);
+    // That sets this thread's MXCSR only. OpenBLAS (pthreads) starts its worker threads when it is
+    // loaded, before main: they kept the default MXCSR and computed their share of every GEMM with
+    // denormals (a SFT step's logit-gradient GEMM ran 2x slower than the same GEMM on clean data).
+    // Shutting its pool down (what OpenBLAS itself does before a fork) makes the next BLAS call
+    // start the workers again from this thread, and they inherit its flush-to-zero.
+    if (s.flush_denormal)
+      if (auto* shutdown = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "blas_thread_shutdown_"))) s.blas_workers_flush = shutdown() == 0;
     // A step allocates and frees the same large tensors every time (logits and their gradient:
     // ~600 MB per LoRA SFT step on the `small` bench shape). glibc serves blocks above 32 MB with
     // mmap and unmaps them on free, so every step faulted in and zeroed fresh pages again. From

@@ -8,6 +8,7 @@ struct ThreadSettings {
   int torch_intra_op = 1;   // LibTorch's OpenMP pool (elementwise ops, reductions)
   int blas = 0;             // OpenBLAS pthread pool (matmuls); 0 = library default (all cores)
   bool flush_denormal = false;   // denormal floats flushed to zero (x86 FTZ/DAZ) on the main thread
+  bool blas_workers_flush = false;   // OpenBLAS's worker threads restarted to inherit it (threads.cpp)
   bool heap_reuse = false;       // glibc keeps large freed blocks for reuse (threads.cpp says why)
   std::string describe() const;
 };
