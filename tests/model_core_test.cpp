@@ -17,6 +17,7 @@
 #include "gym/model/generate.h"
 #include "gym/model/loader.h"
 #include "gym/model/score.h"
+#include "gym/ops/ops.h"
 
 namespace fs = std::filesystem;
 using namespace gym;
@@ -275,7 +276,7 @@ TEST(ModelCore, MergedLoraSamplingMatchesTheUnmergedAdapter) {
 // step logits and tokens are bit for bit those it gets decoded alone, whatever the other prompt's
 // length (its left padding): what keeps 1- and 2-process rollouts equal.
 TEST(ModelCore, GroupsDecodedTogetherEqualEachGroupAlone) {
-  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) GTEST_SKIP() << "no AVX2: groups are decoded one per batch";
+  if (!ops::cpu_has_avx2_fma()) GTEST_SKIP() << "no AVX2: groups are decoded one per batch";
   auto m = tiny_model_with_trained_like_adapter(5);
   ASSERT_TRUE(model::decode_rows_are_independent(*m));
   const auto a = torch::tensor({11, 12, 13}, torch::kInt64), b = torch::tensor({40, 41, 42, 43, 44, 45, 46}, torch::kInt64);

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "gym/ops/decode_attention.h"
+#include "gym/ops/ops.h"
 #include "gym/ops/small_m_linear.h"
 #include "ops/cpu_workers.h"
 
@@ -102,7 +103,7 @@ TEST(OpsSmallMLinear, FusedLoraMatchesReferenceAndRowsAreIndependent) {
 // The AVX-512 path keeps each output's 8-lane partial sums in one half of a zmm register: every
 // result equals the AVX2 path's bit for bit (row blocks of 8, 4 and 1, odd outputs, K tails, LoRA).
 TEST(OpsSmallMLinear, Avx512EqualsAvx2BitForBit) {
-  if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512dq")) GTEST_SKIP() << "no AVX-512 on this CPU";
+  if (!ops::cpu_has_avx512()) GTEST_SKIP() << "no AVX-512 on this CPU";
   torch::manual_seed(9);
   torch::NoGradGuard ng;
   for (int64_t m : {1, 3, 5, 8, 13, 16})

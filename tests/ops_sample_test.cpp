@@ -9,16 +9,13 @@
 #include <cmath>
 
 #include "gym/core/error.h"
+#include "gym/ops/ops.h"
 #include "gym/ops/sample.h"
 
 namespace ops = gym::ops;
 
-namespace {
-bool has_avx2() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
-}  // namespace
-
 TEST(OpsSample, ExponentialsAreExpOneAndAccurate) {
-  if (!has_avx2()) GTEST_SKIP() << "no AVX2: sample_categorical is torch::multinomial here";
+  if (!ops::cpu_has_avx2_fma()) GTEST_SKIP() << "no AVX2: sample_categorical is torch::multinomial here";
   const int64_t n = 1 << 20;
   auto e = ops::race_exponentials(0x1234abcd5678ef01ull, n).to(torch::kFloat64);
   EXPECT_GT(e.min().item<double>(), 5.9e-8);   // u ≤ 1 - 2⁻²⁴: never 1 (E = 0 would win any race)
@@ -37,7 +34,7 @@ TEST(OpsSample, ExponentialsAreExpOneAndAccurate) {
 }
 
 TEST(OpsSample, TheDrawIsTheArgmaxOfTheRaceAndAdvancesTheGeneratorOncePerRow) {
-  if (!has_avx2()) GTEST_SKIP() << "no AVX2";
+  if (!ops::cpu_has_avx2_fma()) GTEST_SKIP() << "no AVX2";
   torch::manual_seed(1);
   auto probs = torch::rand({5, 1003}).pow(4);
   probs = probs / probs.sum(-1, true);
@@ -58,7 +55,7 @@ TEST(OpsSample, TheDrawIsTheArgmaxOfTheRaceAndAdvancesTheGeneratorOncePerRow) {
 }
 
 TEST(OpsSample, FrequenciesFollowTheProbabilities) {
-  if (!has_avx2()) GTEST_SKIP() << "no AVX2";
+  if (!ops::cpu_has_avx2_fma()) GTEST_SKIP() << "no AVX2";
   // 11 categories (a partial AVX block), one of them impossible, one rare
   auto p = torch::tensor({0.3f, 0.0f, 0.15f, 0.1f, 0.1f, 0.05f, 0.05f, 0.1f, 0.1f, 0.045f, 0.005f});
   const int64_t draws = 200000;

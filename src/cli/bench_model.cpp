@@ -332,8 +332,6 @@ void add_bench_model(CLI::App& bench) {
       model::SamplingConfig sc;
       sc.do_sample = true;
       sc.max_new_tokens = 64;
-      sc.merge_lora = false;   // as GRPO/GSPO rollouts sample (recipes/rl.cpp says why)
-      sc.fast_sampler = false;
       std::vector<data::RlPrompt> rp(2);
       for (int64_t grp = 0; grp < 2; ++grp)
         rp[static_cast<size_t>(grp)].prompt_ids = std::vector<int64_t>(distinct[grp].data_ptr<int64_t>(), distinct[grp].data_ptr<int64_t>() + 32);

@@ -5,7 +5,7 @@
 #include "gym/core/profile.h"
 #include "gym/nn/linear.h"
 #include "gym/ops/sample.h"
-#include "gym/ops/small_m_linear.h"
+#include "gym/ops/ops.h"
 
 namespace gym::model {
 
@@ -83,12 +83,8 @@ GenerationOutput decode(CausalLMImpl& model, nn::Cache& cache, const torch::Tens
             return ops::sample_categorical(pr, gen.value_or(at::detail::getDefaultCPUGenerator()));
           return (gen ? torch::multinomial(pr, 1, false, *gen) : torch::multinomial(pr, 1, false)).squeeze(1);
         };
-        if (slices.size() == 1) {
-          next = draw(probs, slices[0].generator);
-        } else {
-          next = torch::empty({b}, i64);
-          for (const auto& sl : slices) next.narrow(0, sl.row, sl.rows).copy_(draw(probs.narrow(0, sl.row, sl.rows), sl.generator));
-        }
+        next = torch::empty({b}, i64);
+        for (const auto& sl : slices) next.narrow(0, sl.row, sl.rows).copy_(draw(probs.narrow(0, sl.row, sl.rows), sl.generator));
       } else {
         next = scores.argmax(-1);
       }
@@ -211,16 +207,14 @@ std::vector<GenerationOutput> generate_shared_prompts(CausalLMImpl& model, const
 }
 
 bool decode_rows_are_independent(CausalLMImpl& model) {
-  torch::NoGradGuard no_grad;
+  if (!ops::cpu_has_avx2_fma()) return false;   // the small-M and decode-attention kernels
   const auto& c = model.config();
   for (int64_t l = 0; l < c.num_hidden_layers; ++l)
     if (c.is_linear_attention(l)) return false;
   for (const auto& p : model.parameters())
     if (p.is_floating_point() && (p.scalar_type() != torch::kFloat32 || !p.device().is_cpu())) return false;
-  for (const auto& m : model.modules(/*include_self=*/false)) {
-    const auto* lin = dynamic_cast<const nn::LinearImpl*>(m.get());
-    if (lin && (lin->quantized_base() || !ops::small_m_linear_applies(torch::empty({1, lin->in_features}), lin->weight))) return false;
-  }
+  for (const auto& m : model.modules(/*include_self=*/false))
+    if (const auto* lin = dynamic_cast<const nn::LinearImpl*>(m.get()); lin && lin->quantized_base()) return false;
   return true;
 }
 

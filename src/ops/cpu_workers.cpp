@@ -1,6 +1,8 @@
 // Helper threads for the CPU decode kernels (src/ops/cpu_workers.h).
 #include "ops/cpu_workers.h"
 
+#include "gym/ops/ops.h"
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -149,6 +151,25 @@ void parallel_chunks(int64_t chunks, const std::function<void(int64_t)>& fn) {
   if (chunks <= 0) return;
   if (chunks == 1 || chunks >= 0xffffffffLL || cpu_worker_threads() == 1 || !workers().run(chunks, fn))
     for (int64_t i = 0; i < chunks; ++i) fn(i);
+}
+
+// (declared in gym/ops/ops.h; here, beside the other CPU helpers the decoding kernels use)
+bool cpu_has_avx2_fma() {
+#if defined(__x86_64__) || defined(_M_X64)
+  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return ok;
+#else
+  return false;
+#endif
+}
+
+bool cpu_has_avx512() {
+#if defined(__x86_64__) || defined(_M_X64)
+  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+  return ok;
+#else
+  return false;
+#endif
 }
 
 }  // namespace gym::ops

@@ -1,5 +1,6 @@
 // Decode attention kernel (include/gym/ops/decode_attention.h).
 #include "gym/ops/decode_attention.h"
+#include "gym/ops/ops.h"
 
 #include <torch/autograd.h>
 
@@ -66,12 +67,6 @@ __attribute__((target("avx2,fma"))) void kernel(const float* q, const float* k, 
     }
 }
 
-bool cpu_ok() {
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return ok;
-}
-#else
-bool cpu_ok() { return false; }
 #endif
 
 bool cpu_f32(const torch::Tensor& t) { return t.device().is_cpu() && t.scalar_type() == torch::kFloat32; }
@@ -79,7 +74,7 @@ bool cpu_f32(const torch::Tensor& t) { return t.device().is_cpu() && t.scalar_ty
 }  // namespace
 
 bool decode_attention_applies(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& mask) {
-  if (!cpu_ok() || !cpu_f32(q) || !cpu_f32(k) || !cpu_f32(v)) return false;
+  if (!cpu_has_avx2_fma() || !cpu_f32(q) || !cpu_f32(k) || !cpu_f32(v)) return false;
   if (q.dim() != 4 || k.dim() != 4 || v.dim() != 4 || q.size(2) != 1 || !k.is_contiguous() || !v.is_contiguous()) return false;
   if (k.sizes() != v.sizes() || q.size(0) != k.size(0) || q.size(3) != k.size(3) || k.size(1) == 0 || q.size(1) % k.size(1) != 0) return false;
   if (mask.defined() && (!cpu_f32(mask) || mask.dim() != 4 || mask.size(0) != q.size(0) || mask.size(1) != 1 || mask.size(2) != 1))

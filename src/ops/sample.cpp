@@ -5,10 +5,10 @@
 
 #include <limits>
 #include <mutex>
-#include <stdexcept>
 #include <vector>
 
 #include "gym/core/error.h"
+#include "gym/ops/ops.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
@@ -20,11 +20,6 @@ namespace gym::ops {
 namespace {
 
 #ifdef GYM_SAMPLE_X86
-bool cpu_has_avx2() {
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return ok;
-}
-
 // A 32-bit integer hash per lane (two rounds of xorshift-multiply: "lowbias32", C. Wellons).
 __attribute__((target("avx2"), always_inline)) inline __m256i mix(__m256i x) {
   x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 16));
@@ -126,7 +121,7 @@ __attribute__((target("avx2"))) void fill_exponentials(uint64_t key, int64_t n, 
 
 torch::Tensor sample_categorical(const torch::Tensor& probs, at::Generator generator) {
 #ifdef GYM_SAMPLE_X86
-  const bool fast = cpu_has_avx2() && probs.device().is_cpu() && probs.scalar_type() == torch::kFloat32 && probs.dim() == 2 &&
+  const bool fast = cpu_has_avx2_fma() && probs.device().is_cpu() && probs.scalar_type() == torch::kFloat32 && probs.dim() == 2 &&
                     probs.size(1) > 0 && probs.size(1) < (int64_t{1} << 31) && generator.device().is_cpu();
   if (fast) {
     const auto p = probs.contiguous();
@@ -155,7 +150,7 @@ torch::Tensor sample_categorical(const torch::Tensor& probs, at::Generator gener
 torch::Tensor race_exponentials(uint64_t key, int64_t n) {
   auto out = torch::empty({n}, torch::kFloat32);
 #ifdef GYM_SAMPLE_X86
-  if (cpu_has_avx2()) {
+  if (cpu_has_avx2_fma()) {
     fill_exponentials(key, n, out.data_ptr<float>());
     return out;
   }

@@ -1,5 +1,6 @@
 // Small-M linear kernel (include/gym/ops/small_m_linear.h).
 #include "gym/ops/small_m_linear.h"
+#include "gym/ops/ops.h"
 
 #include <torch/autograd.h>
 #include <torch/nn/functional/linear.h>
@@ -155,17 +156,7 @@ __attribute__((target("avx512f,avx512dq,avx2,fma"))) void kernel_512(const float
   }
 }
 
-bool cpu_has_avx512() {
-  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
-  return ok;
-}
 
-bool cpu_has_avx2_fma() {
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return ok;
-}
-#else
-bool cpu_has_avx2_fma() { return false; }
 #endif
 
 }  // namespace

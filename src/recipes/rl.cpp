@@ -215,18 +215,7 @@ void run_rl(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
   sc.repetition_penalty = rl.repetition_penalty;
   sc.stop_ids = tm.tokenizer.stop_ids();
   sc.pad_id = tm.tokenizer.pad_id();
-  // Rollouts apply the adapter unmerged, the configuration DistRl.GrpoAndGspoOnTwoProcessesEqualOne
-  // verifies: a 2-process run must sample the tokens a single process samples, although the two
-  // adapters differ by ~1e-7 (different micro-batch sums). Merging rounds B·A onto the base weights'
-  // float32 grid, which can turn such differences into whole-ulp ones (merging is off by default
-  // everywhere; said here because rollouts depend on it).
-  sc.merge_lora = false;
-  // ... and sample with torch::multinomial. The 1-vs-2-process equality is exact only while the
-  // adapters' ~1e-7 summation-order differences (AdamW amplifies them) never flip a sampling race:
-  // with 8 random streams for ops::sample_categorical's race, DistRl.GrpoAndGspoOnTwoProcessesEqualOne
-  // held for 3 (docs/performance.md). torch::multinomial's stream holds on the tiny configs; the
-  // fast sampler waits for gradients made identical across layouts.
-  sc.fast_sampler = false;
+  // (generate_groups samples unmerged with torch::multinomial whatever sc says: rollouts.cpp says why)
   model::SamplingConfig greedy = sc;   // evaluation: greedy decoding, no random numbers
   greedy.do_sample = false;
   greedy.repetition_penalty = 1.0;

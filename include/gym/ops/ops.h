@@ -18,6 +18,9 @@ enum class Impl { Auto, Twin };
 
 // True when this binary contains the CUDA kernels (built with GYM_CUDA on).
 bool cuda_kernels_compiled();
+// The CPU decoding kernels' instruction sets, checked once (false off x86-64).
+bool cpu_has_avx2_fma();
+bool cpu_has_avx512();   // AVX-512 F + DQ
 // A random generator on `device` seeded with `seed` (CPU: LibTorch's mt19937 CPU
 // generator; CUDA: LibTorch's Philox CUDA generator, so sampling never leaves the device). The same
 // seed draws different numbers on CPU and CUDA. A CUDA device in a build without GYM_CUDA is a
