@@ -24,13 +24,14 @@ TEST(ModelFamilyTrain, NextGspoLearnsOnTheArithmeticSet) {
   const auto sft = out_dir("next_sft"), gspo = out_dir("next_gspo");
   auto r = test::run_gym("train " + kTiny + "/next_sft_tiny.yaml --output_dir " + sft.string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  // The shipped config as it is: 200 steps logged every 10, each log the mean over its 10 steps.
+  // The shipped config as it is: 300 steps logged every 10, each log the mean over its 10 steps.
   r = test::run_gym("train " + kTiny + "/next_gspo_tiny.yaml --output_dir " + gspo.string() + " --adapter_name_or_path " + sft.string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto log = test::read_log(gspo);
-  ASSERT_EQ(log.size(), 20u);
+  ASSERT_EQ(log.size(), 30u);
   // The measure: the mean accuracy reward of the last 10 logs beats the first 10 by the dense
-  // learning test's margin, 0.03 (GspoLearnsOnTheArithmeticSet in rl_test.cpp).
+  // learning test's margin, 0.03 (GspoLearnsOnTheArithmeticSet in rl_test.cpp); measured +0.048 to
+  // +0.064 for seeds 42-44 (the config says why its learning rate is 1e-4).
   double first = 0, last = 0;
   for (size_t i = 0; i < 10; ++i) first += log[i]["reward"].get<double>() / 10, last += log[log.size() - 1 - i]["reward"].get<double>() / 10;
   EXPECT_GT(last, first + 0.03) << "first " << first << " last " << last;

@@ -9,6 +9,7 @@
 
 #include "gym/core/error.h"
 #include "ops/device.h"
+#include "ops/log_softmax_rows.h"
 
 namespace gym::ops {
 
@@ -87,8 +88,11 @@ kernels::LogitsView view_of(const torch::Tensor& logits) {
 
 // Outputs: logp [B, T], entropy [B, T] (or [0] when not asked). Saved: logits, ids, lse, entropy.
 struct SelectiveLogSoftmaxFunction : torch::autograd::Function<SelectiveLogSoftmaxFunction> {
+  // path: the CUDA kernel, the fused CPU rows (float32, logp only) or the twin.
+  enum Path : int64_t { kTwin = 0, kCuda = 1, kCpuRows = 2 };
   static variable_list forward(AutogradContext* ctx, torch::Tensor logits, torch::Tensor ids, double temperature,
-                               bool with_entropy, bool kernel) {
+                               bool with_entropy, int64_t path) {
+    const bool kernel = path == kCuda;
     const auto opts = logits.options().dtype(compute_type(logits));
     auto logp = torch::empty(ids.sizes(), opts), lse = torch::empty(ids.sizes(), opts);
     auto entropy = with_entropy ? torch::empty(ids.sizes(), opts) : torch::Tensor();
@@ -98,6 +102,8 @@ struct SelectiveLogSoftmaxFunction : torch::autograd::Function<SelectiveLogSoftm
       detail::check_launch(kernels::launch_selective_log_softmax_forward(
           view_of(logits), ids.data_ptr<int64_t>(), temperature, logp.data_ptr(), lse.data_ptr(),
           with_entropy ? entropy.data_ptr() : nullptr, detail::cuda_stream(logits)));
+    } else if (path == kCpuRows) {
+      log_softmax_rows_forward(logits, ids, temperature, logp, lse);
     } else {
       twin_forward(logits, ids, temperature, logp, lse, entropy);
     }
@@ -105,7 +111,7 @@ struct SelectiveLogSoftmaxFunction : torch::autograd::Function<SelectiveLogSoftm
     ctx->save_for_backward({logits, ids, lse, entropy});
     ctx->saved_data["temperature"] = temperature;
     ctx->saved_data["with_entropy"] = with_entropy;
-    ctx->saved_data["kernel"] = kernel;
+    ctx->saved_data["path"] = path;
     if (!with_entropy) ctx->mark_non_differentiable({entropy});
     return {logp, entropy};
   }
@@ -119,13 +125,16 @@ struct SelectiveLogSoftmaxFunction : torch::autograd::Function<SelectiveLogSoftm
     auto g_entropy = with_entropy && grads[1].defined() ? grads[1].contiguous() : torch::Tensor();
     const torch::Tensor h = g_entropy.defined() ? entropy : torch::Tensor();
     torch::Tensor grad;
-    if (ctx->saved_data["kernel"].toBool()) {
+    const int64_t path = ctx->saved_data["path"].toInt();
+    if (path == kCuda) {
       const c10::DeviceGuard guard(logits.device());
       grad = torch::empty(logits.sizes(), logits.options().memory_format(c10::MemoryFormat::Contiguous));
       detail::check_launch(kernels::launch_selective_log_softmax_backward(
           view_of(logits), ids.data_ptr<int64_t>(), temperature, lse.data_ptr(), h.defined() ? h.data_ptr() : nullptr,
           g_logp.data_ptr(), g_entropy.defined() ? g_entropy.data_ptr() : nullptr, grad.data_ptr(),
           detail::kernel_dtype(grad.scalar_type()), detail::cuda_stream(logits)));
+    } else if (path == kCpuRows) {
+      grad = log_softmax_rows_backward(logits, ids, temperature, lse, g_logp);
     } else {
       grad = twin_backward(logits, ids, temperature, lse, h, g_logp, g_entropy);
     }
@@ -166,7 +175,11 @@ TokenLogprobs selective_log_softmax(const torch::Tensor& logits_in, const torch:
   auto logits = logits_in;
   auto ids = ids_in;
   const bool batched = normalise(logits, ids, temperature);
-  auto out = SelectiveLogSoftmaxFunction::apply(logits, ids, temperature, with_entropy, detail::use_kernel(logits, impl));
+  using F = SelectiveLogSoftmaxFunction;
+  const int64_t path = detail::use_kernel(logits, impl)                                       ? F::kCuda
+                       : impl == Impl::Auto && !with_entropy && log_softmax_rows_apply(logits) ? F::kCpuRows
+                                                                                               : F::kTwin;
+  auto out = F::apply(logits, ids, temperature, with_entropy, path);
   TokenLogprobs r{batched ? out[0] : out[0].squeeze(0), torch::Tensor()};
   if (with_entropy) r.entropy = batched ? out[1] : out[1].squeeze(0);
   return r;

@@ -77,20 +77,48 @@ void drop_completions_after(const std::filesystem::path& path, int64_t step) {
   write_file_atomic(path, kept);
 }
 
-// Per-token log-probs of the completion under the sampling temperature; rows [N, C].
-torch::Tensor completion_logprobs(model::CausalLMImpl& m, const Rollouts& r, const torch::Tensor& rows, double temperature,
-                                  bool checkpointing, torch::Tensor* entropy = nullptr, torch::Tensor* aux_loss = nullptr,
+// Rows of a round cut to their own extent: the columns left of their longest prompt and right of
+// their longest completion are padding for all of them. A micro-batch is then computed in the same
+// geometry whichever process holds it and whatever else its round holds, so 1 process with gradient
+// accumulation and N processes sum bit-identical gradients (DistRl.GrpoAndGspoOnTwoProcessesEqualOne),
+// and no padding column is computed.
+struct MicroBatch {
+  torch::Tensor input_ids, attention_mask;     // [n, p + c]
+  torch::Tensor completion_ids, completion_mask;   // [n, c]
+  torch::Tensor old_logp, ref_logp, advantages;    // [n, c] (or undefined), [n]
+  int64_t prompt_len = 0;                          // p
+};
+
+MicroBatch micro_batch(const Rollouts& r, int64_t first, int64_t n) {
+  const int64_t p_all = r.prompt_len, c_all = r.completion_ids.size(1);
+  auto mask = r.attention_mask.narrow(0, first, n);                                   // [n, P + C]
+  const int64_t p = std::max<int64_t>(1, mask.narrow(1, 0, p_all).sum(1).max().item<int64_t>());
+  const int64_t c = std::max<int64_t>(1, mask.narrow(1, p_all, c_all).sum(1).max().item<int64_t>());
+  MicroBatch mb;
+  mb.prompt_len = p;
+  mb.input_ids = r.input_ids.narrow(0, first, n).narrow(1, p_all - p, p + c);
+  mb.attention_mask = mask.narrow(1, p_all - p, p + c);
+  mb.completion_ids = r.completion_ids.narrow(0, first, n).narrow(1, 0, c);
+  mb.completion_mask = r.completion_mask.narrow(0, first, n).narrow(1, 0, c);
+  if (r.old_logp.defined()) mb.old_logp = r.old_logp.narrow(0, first, n).narrow(1, 0, c);
+  if (r.ref_logp.defined()) mb.ref_logp = r.ref_logp.narrow(0, first, n).narrow(1, 0, c);
+  if (r.advantages.defined()) mb.advantages = r.advantages.narrow(0, first, n);
+  return mb;
+}
+
+// Per-token log-probs of the completion under the sampling temperature: [n, c].
+torch::Tensor completion_logprobs(model::CausalLMImpl& m, const MicroBatch& mb, double temperature, bool checkpointing,
+                                  torch::Tensor* entropy = nullptr, torch::Tensor* aux_loss = nullptr,
                                   std::map<std::string, double>* expert_stats = nullptr, dist::Communicator* global_balance = nullptr) {
   model::ForwardOptions fo;
   fo.output_router_logits = aux_loss && m.config().is_moe();
-  fo.attention_mask = r.attention_mask.index_select(0, rows);
+  fo.attention_mask = mb.attention_mask;
   fo.gradient_checkpointing = checkpointing;
-  auto ids = r.input_ids.index_select(0, rows);
-  auto forward = m.hidden_states(ids, fo);
+  auto forward = m.hidden_states(mb.input_ids, fo);
   const auto& hidden = forward.hidden;
   const auto& router = forward.router_logits;
-  const int64_t c = r.completion_ids.size(1);
-  auto logits = m.lm_logits(hidden.narrow(1, r.prompt_len - 1, c)).to(torch::kFloat32);   // [n, C, V]
+  const int64_t c = mb.completion_ids.size(1);
+  auto logits = m.lm_logits(hidden.narrow(1, mb.prompt_len - 1, c)).to(torch::kFloat32);   // [n, c, V]
   if (entropy) *entropy = rl::entropy_from_logits(logits.detach(), temperature);
   if (!router.empty()) {
     *aux_loss = global_balance ? global_load_balancing_share(router, m.config().num_experts, m.config().num_experts_per_tok,
@@ -98,7 +126,20 @@ torch::Tensor completion_logprobs(model::CausalLMImpl& m, const Rollouts& r, con
                                : model::load_balancing_loss(router, m.config().num_experts, m.config().num_experts_per_tok, fo.attention_mask);
     if (expert_stats) *expert_stats = model::expert_statistics(router, m.config().num_experts, m.config().num_experts_per_tok, fo.attention_mask);
   }
-  return rl::selective_log_softmax(logits, r.completion_ids.index_select(0, rows), temperature);
+  return rl::selective_log_softmax(logits, mb.completion_ids, temperature);
+}
+
+// Log-probs of every row of the round, micro-batch by micro-batch (each in its own geometry, as
+// training computes it): [N, C], zero right of each micro-batch's longest completion.
+torch::Tensor round_logprobs(model::CausalLMImpl& m, const Rollouts& r, int64_t micro, double temperature) {
+  const int64_t rows = r.completion_ids.size(0);
+  auto out = torch::zeros({rows, r.completion_ids.size(1)}, r.completion_ids.options().dtype(torch::kFloat32));
+  for (int64_t first = 0; first < rows; first += micro) {
+    const auto mb = micro_batch(r, first, std::min(micro, rows - first));
+    const auto lp = completion_logprobs(m, mb, temperature, false);
+    out.narrow(0, first, lp.size(0)).narrow(1, 0, lp.size(1)).copy_(lp);
+  }
+  return out;
 }
 
 // Sampling keyed by (seed, round, position of the prompt in the round, prompt index): a prompt's
@@ -215,7 +256,6 @@ void run_rl(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
   sc.repetition_penalty = rl.repetition_penalty;
   sc.stop_ids = tm.tokenizer.stop_ids();
   sc.pad_id = tm.tokenizer.pad_id();
-  // (generate_groups samples unmerged with torch::multinomial whatever sc says: rollouts.cpp says why)
   model::SamplingConfig greedy = sc;   // evaluation: greedy decoding, no random numbers
   greedy.do_sample = false;
   greedy.repetition_penalty = 1.0;
@@ -247,7 +287,12 @@ void run_rl(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
       const std::vector<int64_t> chosen = sampler.next(prompts_per_round);   // the round's prompts, equal on every rank
       std::vector<const data::RlPrompt*> mine;
       std::vector<uint64_t> keys;
-      const uint64_t round_key = static_cast<uint64_t>(state.global_step * accum + micro_in_step);
+      // The round's number (micro-batches so far / per round): the same for 1 process accumulating N
+      // micro-batches and N processes of one each. A run resumed mid-round starts a round off that
+      // grid: its key is kept apart from the round numbers.
+      const auto micros = static_cast<uint64_t>(state.global_step * accum + micro_in_step);
+      const uint64_t round_key = micros % static_cast<uint64_t>(micro_per_round) == 0 ? micros / static_cast<uint64_t>(micro_per_round)
+                                                                                      : micros | (uint64_t{1} << 63);
       for (int64_t j = rank * local_prompts; j < (rank + 1) * local_prompts; ++j) {
         const auto index = static_cast<uint64_t>(chosen[static_cast<size_t>(j)]);
         mine.push_back(&prompts[index]);
@@ -309,11 +354,10 @@ void run_rl(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
       // old and reference log-probs, without gradients
       {
         torch::NoGradGuard ng;
-        auto all = torch::arange(local_round, torch::TensorOptions().dtype(torch::kInt64).device(tm.device));
-        r.old_logp = off_policy ? completion_logprobs(*tm.model, r, all, rl.temperature, false) : torch::Tensor();
+        r.old_logp = off_policy ? round_logprobs(*tm.model, r, micro, rl.temperature) : torch::Tensor();
         if (rl.beta > 0) {
           lora::AdaptersDisabled base(*tm.model);
-          r.ref_logp = completion_logprobs(*tm.model, r, all, rl.temperature, false);
+          r.ref_logp = round_logprobs(*tm.model, r, micro, rl.temperature);
         }
       }
       r.metrics["timing/generation_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - gen_start).count();
@@ -321,17 +365,14 @@ void run_rl(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
     }
 
     // ---- one micro-batch through the policy loss
-    const int64_t slice = micro_index % spg;
-    auto rows = torch::arange(slice * micro, (slice + 1) * micro, torch::TensorOptions().dtype(torch::kInt64).device(tm.device));
+    const auto mb = micro_batch(r, (micro_index % spg) * micro, micro);
     torch::Tensor entropy, aux;
     std::map<std::string, double> moe_stats;
-    auto logp = completion_logprobs(*tm.model, r, rows, rl.temperature, c.training.gradient_checkpointing, &entropy, &aux, &moe_stats,
+    auto logp = completion_logprobs(*tm.model, mb, rl.temperature, c.training.gradient_checkpointing, &entropy, &aux, &moe_stats,
                                     global_balance ? ctx.comm.get() : nullptr);
     for (const auto& [k, v] : moe_stats) step_metrics[k] += v / static_cast<double>(accum);
-    auto mask = r.completion_mask.index_select(0, rows).to(torch::kFloat32);
-    rl::PolicyLossInput in{logp, r.old_logp.defined() ? r.old_logp.index_select(0, rows) : torch::Tensor(),
-                           r.ref_logp.defined() ? r.ref_logp.index_select(0, rows) : torch::Tensor(), r.advantages.index_select(0, rows),
-                           mask};
+    auto mask = mb.completion_mask.to(torch::kFloat32);
+    rl::PolicyLossInput in{logp, mb.old_logp, mb.ref_logp, mb.advantages, mask};
     // dapo normalises by the tokens of the whole round; TRL's micro-batches each see that count.
     auto pl = policy->compute(in, pc);
     if (rl.loss_type == "dapo") pl.loss = pl.loss * static_cast<double>(micro) / static_cast<double>(micro * accum);
@@ -346,7 +387,7 @@ void run_rl(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
     for (const auto& [k, v] : pl.metrics) step_metrics[k] += v / static_cast<double>(accum);
     step_metrics["entropy"] += ((entropy.to(torch::kFloat64) * mask.to(torch::kFloat64)).sum() / mask.sum().clamp_min(1)).item<double>() /
                                static_cast<double>(accum);
-    step_tokens += r.attention_mask.index_select(0, rows).sum().item<int64_t>();
+    step_tokens += mb.attention_mask.sum().item<int64_t>();
     samples_seen += micro * world;
     ++micro_index;
     if (++micro_in_step < accum) continue;

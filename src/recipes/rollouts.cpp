@@ -14,19 +14,10 @@ namespace gym::recipes {
 // processes still agree), else one group per batch. Each group samples from its own generator
 // (the generation index is the row within the group). The groups are then padded to one batch.
 GroupRollouts generate_groups(model::CausalLMImpl& m, const std::vector<const data::RlPrompt*>& group_prompts,
-                              const std::vector<uint64_t>& keys, int64_t g, const model::SamplingConfig& sampling, torch::Device device) {
-  // What keeps a 2-process run sampling the tokens of a single process
-  // (DistRl.GrpoAndGspoOnTwoProcessesEqualOne), although the two runs' adapters differ by ~1e-7
-  // (other micro-batch sums, amplified by AdamW):
-  // - the adapter unmerged: merging rounds B·A onto the base weights' float32 grid, which can turn
-  //   such differences into whole-ulp ones;
-  // - torch::multinomial's stream: the equality holds only while those differences flip no sampling
-  //   race, and with 8 random streams for ops::sample_categorical's race it held for 3
-  //   (docs/performance.md); torch::multinomial's holds on the tiny configs. The fast sampler waits
-  //   for gradients made identical across layouts.
-  model::SamplingConfig sc = sampling;
-  sc.merge_lora = false;
-  sc.fast_sampler = false;
+                              const std::vector<uint64_t>& keys, int64_t g, const model::SamplingConfig& sc, torch::Device device) {
+  // (sampling as configured: SamplingConfig's defaults decode with the adapter unmerged and draw
+  // with ops::sample_categorical. 1 and N processes train bit-identical adapters, so they draw the
+  // same tokens with any sampler: DistRl.GrpoAndGspoOnTwoProcessesEqualOne.)
   const auto i64 = torch::TensorOptions().dtype(torch::kInt64).device(device);
   const int64_t per_batch = model::decode_rows_are_independent(m) ? std::max<int64_t>(1, ops::kSmallMRows / g) : 1;   // groups
   std::vector<model::GenerationOutput> outs;

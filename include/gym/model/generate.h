@@ -22,7 +22,6 @@ struct SamplingConfig {
   bool merge_lora = false;
   // Sampling: ops::sample_categorical (an exponential race with fast exponentials, ~10x cheaper
   // than torch::multinomial over a 32000-token vocabulary), or torch::multinomial's own stream.
-  // GRPO/GSPO rollouts keep torch::multinomial (recipes/rollouts.cpp says why).
   bool fast_sampler = true;
 };
 

@@ -13,7 +13,8 @@
 namespace gym::ops {
 
 // Which implementation an op runs. Auto: the CUDA kernel for CUDA tensors when gym was built with
-// GYM_CUDA, else the CPU twin (LibTorch ops, on any device). Twin: always the twin (parity tests).
+// GYM_CUDA, a fused CPU path where an op has one (selective_log_softmax: float32 log-probs), else the
+// CPU twin (LibTorch ops, on any device). Twin: always the twin (parity tests).
 enum class Impl { Auto, Twin };
 
 // True when this binary contains the CUDA kernels (built with GYM_CUDA on).

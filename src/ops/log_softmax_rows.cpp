@@ -1,0 +1,165 @@
+// Fused CPU rows of selective_log_softmax (src/ops/log_softmax_rows.h).
+#include "ops/log_softmax_rows.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "gym/ops/ops.h"
+#include "ops/cpu_workers.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define GYM_ROWS_X86 1
+#endif
+
+namespace gym::ops {
+
+namespace {
+
+#ifdef GYM_ROWS_X86
+// exp(x) by Cephes' expf (range reduction by ln 2 in two parts, degree-5 polynomial; relative error
+// ~2e-7). Inputs below −87.3 give exactly 0 (a −inf logit is a token that cannot be drawn), NaN
+// stays NaN (min/max return their second operand, x, when it is NaN).
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 exp8(__m256 x) {
+  const __m256 tiny = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3f), _CMP_LT_OQ);
+  x = _mm256_min_ps(_mm256_set1_ps(88.3762626647949f), x);
+  x = _mm256_max_ps(_mm256_set1_ps(-87.3f), x);
+  __m256 fx = _mm256_floor_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
+  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
+  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507e-3f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073e-3f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894e-2f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459e-1f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201e-1f));
+  y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
+  const __m256i pow2 = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(fx), _mm256_set1_epi32(127)), 23);
+  return _mm256_andnot_ps(tiny, _mm256_mul_ps(y, _mm256_castsi256_ps(pow2)));
+}
+
+__attribute__((target("avx2,fma"), always_inline)) inline float hsum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// The V - V % 8 tail lanes of a row as a mask (0 lanes off).
+__attribute__((target("avx2,fma"), always_inline)) inline __m256i tail_mask(int64_t left) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(left)), lane);
+}
+
+// z = x / t for 8 logits (x itself when t is 1: the twin divides).
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 scaled8(__m256 x, bool scaled, __m256 t) {
+  return scaled ? _mm256_div_ps(x, t) : x;
+}
+
+// lse of z = x / t over one row of v floats.
+__attribute__((target("avx2,fma"))) float row_lse(const float* x, int64_t v, float t) {
+  const bool scaled = t != 1.0f;
+  const __m256 tv = _mm256_set1_ps(t);
+  const int64_t full = v - v % 8;
+  __m256 m = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  for (int64_t i = 0; i < full; i += 8) m = _mm256_max_ps(m, scaled8(_mm256_loadu_ps(x + i), scaled, tv));
+  float mx = -std::numeric_limits<float>::infinity();
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, m);
+  for (float l : lanes) mx = std::max(mx, l);
+  for (int64_t i = full; i < v; ++i) mx = std::max(mx, scaled ? x[i] / t : x[i]);
+  if (std::isinf(mx)) return mx;   // every logit −inf (lse −inf), or a +inf logit (lse +inf, logp NaN, as the twin)
+  const __m256 mv = _mm256_set1_ps(mx);
+  __m256 s = _mm256_setzero_ps();
+  for (int64_t i = 0; i < full; i += 8) s = _mm256_add_ps(s, exp8(_mm256_sub_ps(scaled8(_mm256_loadu_ps(x + i), scaled, tv), mv)));
+  if (full < v) {
+    const __m256i on = tail_mask(v - full);
+    const __m256 xt = scaled8(_mm256_maskload_ps(x + full, on), scaled, tv);
+    s = _mm256_add_ps(s, _mm256_and_ps(_mm256_castsi256_ps(on), exp8(_mm256_sub_ps(xt, mv))));
+  }
+  return mx + std::log(hsum8(s));
+}
+
+// −exp(z − lse) · g / t for 8 logits.
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 grad8(__m256 x, bool scaled, __m256 t, __m256 lse, __m256 neg_g) {
+  const __m256 d = _mm256_mul_ps(exp8(_mm256_sub_ps(scaled8(x, scaled, t), lse)), neg_g);
+  return scaled8(d, scaled, t);
+}
+
+// grad row = (1[v = id] − exp(z − lse)) · g / t.
+__attribute__((target("avx2,fma"))) void row_grad(const float* x, int64_t v, float t, float lse, float g, int64_t id, float* out) {
+  const bool scaled = t != 1.0f;
+  const __m256 tv = _mm256_set1_ps(t), lv = _mm256_set1_ps(lse), ng = _mm256_set1_ps(-g);
+  const int64_t full = v - v % 8;
+  for (int64_t i = 0; i < full; i += 8) _mm256_storeu_ps(out + i, grad8(_mm256_loadu_ps(x + i), scaled, tv, lv, ng));
+  if (full < v) {
+    const __m256i on = tail_mask(v - full);
+    _mm256_maskstore_ps(out + full, on, grad8(_mm256_maskload_ps(x + full, on), scaled, tv, lv, ng));
+  }
+  // the chosen token: (g − p·g) / t
+  const float z = scaled ? x[id] / t : x[id];
+  const float d = -std::exp(z - lse) * g + g;
+  out[id] = scaled ? d / t : d;
+}
+#endif
+
+// fn(row index, row pointer) over the [B, T] rows, shared with the helper threads in blocks of rows.
+template <typename Fn>
+void for_rows(const torch::Tensor& logits, Fn&& fn) {
+  const int64_t b = logits.size(0), t = logits.size(1), rows = b * t;
+  const float* base = logits.data_ptr<float>();
+  const int64_t sb = logits.stride(0), st = logits.stride(1);
+  constexpr int64_t kRowsPerChunk = 8;
+  parallel_chunks((rows + kRowsPerChunk - 1) / kRowsPerChunk, [&](int64_t c) {
+    for (int64_t r = c * kRowsPerChunk; r < std::min(rows, (c + 1) * kRowsPerChunk); ++r) fn(r, base + (r / t) * sb + (r % t) * st);
+  });
+}
+
+}  // namespace
+
+bool log_softmax_rows_apply(const torch::Tensor& logits) {
+#ifdef GYM_ROWS_X86
+  return cpu_has_avx2_fma() && logits.device().is_cpu() && logits.scalar_type() == torch::kFloat32 && logits.dim() == 3 &&
+         logits.size(2) > 0 && logits.stride(2) == 1;
+#else
+  return false;
+#endif
+}
+
+void log_softmax_rows_forward(const torch::Tensor& logits, const torch::Tensor& ids, double temperature, torch::Tensor& logp,
+                              torch::Tensor& lse) {
+#ifdef GYM_ROWS_X86
+  const int64_t v = logits.size(2);
+  const int64_t* id = ids.data_ptr<int64_t>();
+  float* lp = logp.data_ptr<float>();
+  float* ls = lse.data_ptr<float>();
+  const auto t = static_cast<float>(temperature);
+  for_rows(logits, [&](int64_t r, const float* x) {
+    const float l = row_lse(x, v, t);
+    ls[r] = l;
+    lp[r] = (t != 1.0f ? x[id[r]] / t : x[id[r]]) - l;
+  });
+#else
+  (void)logits, (void)ids, (void)temperature, (void)logp, (void)lse;
+#endif
+}
+
+torch::Tensor log_softmax_rows_backward(const torch::Tensor& logits, const torch::Tensor& ids, double temperature, const torch::Tensor& lse,
+                                        const torch::Tensor& g_logp) {
+  auto grad = torch::empty(logits.sizes(), logits.options().memory_format(c10::MemoryFormat::Contiguous));
+#ifdef GYM_ROWS_X86
+  const int64_t v = logits.size(2);
+  const int64_t* id = ids.data_ptr<int64_t>();
+  const float* ls = lse.data_ptr<float>();
+  const float* g = g_logp.data_ptr<float>();
+  float* out = grad.data_ptr<float>();
+  const auto t = static_cast<float>(temperature);
+  for_rows(logits, [&](int64_t r, const float* x) { row_grad(x, v, t, ls[r], g[r], id[r], out + r * v); });
+#else
+  (void)ids, (void)temperature, (void)lse, (void)g_logp;
+#endif
+  return grad;
+}
+
+}  // namespace gym::ops
