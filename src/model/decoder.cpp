@@ -135,6 +135,12 @@ ModelOutput DecoderLMImpl::hidden_states(const torch::Tensor& input_ids, const F
   return out;
 }
 
+torch::Tensor DecoderLMImpl::plain_head_weight() {
+  if (config_.tie_word_embeddings) return model->embed_tokens->weight;
+  if (lm_head->has_lora() || lm_head->quantized_base() || !lm_head->weight.defined()) return {};
+  return lm_head->weight;
+}
+
 torch::Tensor DecoderLMImpl::lm_logits(const torch::Tensor& hidden) {
   if (config_.tie_word_embeddings) {
     GYM_PROFILE("lm_head");

@@ -2,7 +2,9 @@
 
 #include <torch/nn/functional/loss.h>
 
+#include "gym/core/profile.h"
 #include "gym/model/score.h"
+#include "gym/ops/linear_cross_entropy.h"
 
 namespace gym::recipes {
 
@@ -41,12 +43,21 @@ LmLoss causal_lm_loss(model::CausalLMImpl& model, const torch::Tensor& ids, cons
   auto targets = labels.narrow(1, 1, t - 1).reshape({-1});                        // [B*(T-1)]
   auto keep = (targets != -100).nonzero().squeeze(1);
   // Logits only where a label exists: the [B, T, V] tensor never materialises.
-  auto rows = hidden.narrow(1, 0, t - 1).reshape({-1, h}).index_select(0, keep);
-  auto logits = model.lm_logits(rows).to(torch::kFloat32);                       // [K, V]
+  auto rows = hidden.narrow(1, 0, t - 1).reshape({-1, h}).index_select(0, keep);   // [K, H]
+  auto kept = targets.index_select(0, keep);
   LmLoss out;
-  out.loss = torch::nn::functional::cross_entropy(logits, targets.index_select(0, keep),
-                                                  torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum)) /
-             static_cast<double>(std::max<int64_t>(1, normaliser));
+  const auto head = model.plain_head_weight();
+  torch::Tensor summed;
+  {
+    GYM_PROFILE("lm_head");
+    if (head.defined() && !(head.requires_grad() && torch::GradMode::is_enabled())) {
+      summed = ops::linear_cross_entropy(rows, head, kept);   // the [K, V] logits never materialise
+    } else {
+      auto logits = model.lm_logits(rows).to(torch::kFloat32);                     // [K, V]
+      summed = torch::nn::functional::cross_entropy(logits, kept, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+    }
+  }
+  out.loss = summed / static_cast<double>(std::max<int64_t>(1, normaliser));
   if (!router.empty()) {
     out.aux_loss = global_balance ? global_load_balancing_share(router, model.config().num_experts, model.config().num_experts_per_tok,
                                                                 mask, *global_balance)

@@ -37,6 +37,9 @@ class CausalLMImpl : public torch::nn::Module {
   virtual torch::Tensor lm_logits(const torch::Tensor& hidden) = 0;
   // A cache for generating up to `capacity` positions (prompt + new tokens).
   virtual nn::Cache new_cache(int64_t capacity) const = 0;
+  // W [V, H] when lm_logits(h) is exactly h·Wᵀ (no adapter, no quantized base), else undefined:
+  // the loss then fuses the head with the cross-entropy (ops::linear_cross_entropy).
+  virtual torch::Tensor plain_head_weight() { return {}; }
 
   // input_ids: [B, T] → logits [B, T, V]
   torch::Tensor forward(const torch::Tensor& input_ids, const ForwardOptions& opts = {}) {

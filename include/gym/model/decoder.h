@@ -50,6 +50,7 @@ class DecoderLMImpl : public CausalLMImpl {
   ModelOutput hidden_states(const torch::Tensor& input_ids, const ForwardOptions& opts = {}) override;
   torch::Tensor lm_logits(const torch::Tensor& hidden) override;   // the tied embedding when tie_word_embeddings
   nn::Cache new_cache(int64_t capacity) const override;
+  torch::Tensor plain_head_weight() override;
 
   DecoderModel model{nullptr};
   nn::Linear lm_head{nullptr};   // not registered when tied
