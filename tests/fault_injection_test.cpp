@@ -288,7 +288,7 @@ TEST(FaultInjection, DiskFullIsACleanErrorAndKeepsWhatWasSaved) {
 }
 
 // Two runs started together on one output_dir: one trains, the other is refused with exit 2 naming
-// the holder (or, when it comes after the end, says the run is finished); the outputs are one
+// the holder when it is known (or, when it comes after the end, says the run is finished); the outputs are one
 // run's, whole: every step logged once, a loadable adapter, complete checkpoints.
 TEST(FaultInjection, TwoConcurrentRunsOnOneOutputDir) {
   const Inputs in("concurrent");
@@ -307,7 +307,9 @@ TEST(FaultInjection, TwoConcurrentRunsOnOneOutputDir) {
       if (e->code == 0 && e->out.find("nothing to do") == std::string::npos) {
         ++trained;
       } else if (e->code != 0) {
-        expect_clean_error(*e, 2, "in use by another gym run (pid ");
+        // (pid N) once the holder has written its record; "(holder unknown)" in the instant between
+        // its lock and that write (seen once with the 30 ms delay under a loaded machine)
+        expect_clean_error(*e, 2, "in use by another gym run (");
       }
     }
     EXPECT_EQ(trained, 1) << ea.out << "\n----\n" << eb.out;

@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "gym/core/error.h"
+#include "ops/log_softmax_rows.h"
 
 namespace gym::ops {
 
@@ -31,14 +32,23 @@ struct LinearCrossEntropy : torch::autograd::Function<LinearCrossEntropy> {
     for (int64_t r0 = 0; r0 < k; r0 += rows) {
       const int64_t n = std::min(rows, k - r0);
       auto t = targets.narrow(0, r0, n).unsqueeze(1);                                // [n, 1]
-      // log_softmax: one vectorised pass; the gradient is exp(log p) − onehot.
-      auto lp = torch::log_softmax(torch::nn::functional::linear(h.narrow(0, r0, n), w).to(torch::kFloat32), -1);   // [n, V]
-      loss -= lp.gather(1, t).sum();
-      if (want_grad) {
-        lp.exp_();                                                                    // softmax
-        lp.scatter_add_(1, t, torch::full({n, 1}, -1.0f, lp.options()));             // − onehot
-        dh.narrow(0, r0, n).copy_(torch::mm(lp.to(w.scalar_type()), w));              // [n, H]
+      auto logits = torch::nn::functional::linear(h.narrow(0, r0, n), w).to(torch::kFloat32);   // [n, V]
+      torch::Tensor g;                                                               // ∂CE/∂logits = softmax − onehot
+      if (log_softmax_rows_apply(logits.unsqueeze(0))) {
+        // the fused rows: each row read twice for its log-sum-exp, once more to write the gradient
+        auto ids = t.view({1, n}).contiguous(), lse = torch::empty({1, n}, logits.options()), logp = torch::empty({1, n}, logits.options());
+        log_softmax_rows_forward(logits.unsqueeze(0), ids, 1.0, logp, lse);
+        loss -= logp.sum();
+        if (want_grad) g = log_softmax_rows_backward(logits.unsqueeze(0), ids, 1.0, lse, torch::full({1, n}, -1.0f, logits.options())).view({n, -1});
+      } else {
+        auto lp = torch::log_softmax(logits, -1);                                    // [n, V]
+        loss -= lp.gather(1, t).sum();
+        if (want_grad) {
+          g = lp.exp_();                                                              // softmax
+          g.scatter_add_(1, t, torch::full({n, 1}, -1.0f, g.options()));             // − onehot
+        }
       }
+      if (want_grad) dh.narrow(0, r0, n).copy_(torch::mm(g.to(w.scalar_type()), w));   // [n, H]
     }
     if (want_grad) ctx->save_for_backward({dh});
     return loss;
