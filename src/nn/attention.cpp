@@ -5,6 +5,7 @@
 
 #include "gym/core/profile.h"
 #include "gym/ops/decode_attention.h"
+#include "gym/ops/masked_softmax.h"
 #include "gym/nn/rope.h"
 
 namespace gym::nn {
@@ -71,9 +72,15 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   }
   const int64_t groups = nh / nkv, s = k.size(2);
   auto qg = q.reshape({b, nkv, groups * t, d});
-  auto scores = torch::matmul(qg, k.transpose(-1, -2)).view({b, nkv, groups, t, s}) * scale;
-  if (mask.defined()) scores = scores + mask.unsqueeze(2);   // [B, 1, T, S] → [B, 1, 1, T, S]
-  auto probs = torch::softmax(scores, -1, torch::kFloat32).to(q.scalar_type()).view({b, nkv, groups * t, s});
+  auto raw = torch::matmul(qg, k.transpose(-1, -2));   // [B, nkv, groups·T, S]
+  torch::Tensor probs;
+  if (ops::masked_softmax_applies(raw.view({b, nh, t, s}), mask)) {   // float32 CPU: one op (mask [B, 1, T, S] over every head)
+    probs = ops::masked_softmax(raw.view({b, nh, t, s}), mask, scale).view({b, nkv, groups * t, s});
+  } else {
+    auto scores = raw.view({b, nkv, groups, t, s}) * scale;
+    if (mask.defined()) scores = scores + mask.unsqueeze(2);   // [B, 1, T, S] → [B, 1, 1, T, S]
+    probs = torch::softmax(scores, -1, torch::kFloat32).to(q.scalar_type()).view({b, nkv, groups * t, s});
+  }
   auto out = torch::matmul(probs, v).view({b, nh, t, d}).transpose(1, 2).reshape({b, t, nh * d});
   if (gate.defined()) out = out * torch::sigmoid(gate);
   return o_proj(out);

@@ -1,6 +1,7 @@
 #include "gym/nn/moe.h"
 
 #include "gym/core/profile.h"
+#include "gym/ops/swiglu.h"
 
 namespace gym::nn {
 
@@ -15,7 +16,7 @@ torch::Tensor MLPImpl::forward(const torch::Tensor& x) {
   torch::Tensor h;
   {
     GYM_PROFILE("norms/elementwise");
-    h = torch::silu(g) * u;
+    h = ops::swiglu_applies(g, u) ? ops::swiglu(g, u) : ops::swiglu_reference(g, u);
   }
   return down_proj(h);
 }

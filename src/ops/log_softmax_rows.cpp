@@ -8,49 +8,16 @@
 #include "gym/ops/ops.h"
 #include "ops/cpu_workers.h"
 
-#if defined(__x86_64__) || defined(_M_X64)
-#include <immintrin.h>
-#define GYM_ROWS_X86 1
-#endif
+#include "ops/simd_math.h"
 
 namespace gym::ops {
 
 namespace {
 
-#ifdef GYM_ROWS_X86
-// exp(x) by Cephes' expf (range reduction by ln 2 in two parts, degree-5 polynomial; relative error
-// ~2e-7). Inputs below −87.3 give exactly 0 (a −inf logit is a token that cannot be drawn), NaN
-// stays NaN (min/max return their second operand, x, when it is NaN).
-__attribute__((target("avx2,fma"), always_inline)) inline __m256 exp8(__m256 x) {
-  const __m256 tiny = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3f), _CMP_LT_OQ);
-  x = _mm256_min_ps(_mm256_set1_ps(88.3762626647949f), x);
-  x = _mm256_max_ps(_mm256_set1_ps(-87.3f), x);
-  __m256 fx = _mm256_floor_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
-  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
-  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
-  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507e-3f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073e-3f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894e-2f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459e-1f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201e-1f));
-  y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
-  const __m256i pow2 = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(fx), _mm256_set1_epi32(127)), 23);
-  return _mm256_andnot_ps(tiny, _mm256_mul_ps(y, _mm256_castsi256_ps(pow2)));
-}
-
-__attribute__((target("avx2,fma"), always_inline)) inline float hsum8(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-// The V - V % 8 tail lanes of a row as a mask (0 lanes off).
-__attribute__((target("avx2,fma"), always_inline)) inline __m256i tail_mask(int64_t left) {
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(left)), lane);
-}
+#ifdef GYM_SIMD_X86
+using simd::exp8;
+using simd::hsum8;
+using simd::tail_mask;
 
 // z = x / t for 8 logits (x itself when t is 1: the twin divides).
 __attribute__((target("avx2,fma"), always_inline)) inline __m256 scaled8(__m256 x, bool scaled, __m256 t) {
@@ -104,22 +71,16 @@ __attribute__((target("avx2,fma"))) void row_grad(const float* x, int64_t v, flo
 }
 #endif
 
-// fn(row index, row pointer) over the [B, T] rows, shared with the helper threads in blocks of rows.
-template <typename Fn>
-void for_rows(const torch::Tensor& logits, Fn&& fn) {
-  const int64_t b = logits.size(0), t = logits.size(1), rows = b * t;
-  const float* base = logits.data_ptr<float>();
-  const int64_t sb = logits.stride(0), st = logits.stride(1);
-  constexpr int64_t kRowsPerChunk = 8;
-  parallel_chunks((rows + kRowsPerChunk - 1) / kRowsPerChunk, [&](int64_t c) {
-    for (int64_t r = c * kRowsPerChunk; r < std::min(rows, (c + 1) * kRowsPerChunk); ++r) fn(r, base + (r / t) * sb + (r % t) * st);
-  });
+
+// Row r of [B, T, V] logits (any strides over B and T).
+const float* row_of(const torch::Tensor& logits, int64_t r) {
+  return logits.data_ptr<float>() + (r / logits.size(1)) * logits.stride(0) + (r % logits.size(1)) * logits.stride(1);
 }
 
 }  // namespace
 
 bool log_softmax_rows_apply(const torch::Tensor& logits) {
-#ifdef GYM_ROWS_X86
+#ifdef GYM_SIMD_X86
   return cpu_has_avx2_fma() && logits.device().is_cpu() && logits.scalar_type() == torch::kFloat32 && logits.dim() == 3 &&
          logits.size(2) > 0 && logits.stride(2) == 1;
 #else
@@ -129,13 +90,14 @@ bool log_softmax_rows_apply(const torch::Tensor& logits) {
 
 void log_softmax_rows_forward(const torch::Tensor& logits, const torch::Tensor& ids, double temperature, torch::Tensor& logp,
                               torch::Tensor& lse) {
-#ifdef GYM_ROWS_X86
+#ifdef GYM_SIMD_X86
   const int64_t v = logits.size(2);
   const int64_t* id = ids.data_ptr<int64_t>();
   float* lp = logp.data_ptr<float>();
   float* ls = lse.data_ptr<float>();
   const auto t = static_cast<float>(temperature);
-  for_rows(logits, [&](int64_t r, const float* x) {
+  for_each_row(logits.size(0) * logits.size(1), v, 8, [&](int64_t r) {
+    const float* x = row_of(logits, r);
     const float l = row_lse(x, v, t);
     ls[r] = l;
     lp[r] = (t != 1.0f ? x[id[r]] / t : x[id[r]]) - l;
@@ -148,14 +110,14 @@ void log_softmax_rows_forward(const torch::Tensor& logits, const torch::Tensor& 
 torch::Tensor log_softmax_rows_backward(const torch::Tensor& logits, const torch::Tensor& ids, double temperature, const torch::Tensor& lse,
                                         const torch::Tensor& g_logp) {
   auto grad = torch::empty(logits.sizes(), logits.options().memory_format(c10::MemoryFormat::Contiguous));
-#ifdef GYM_ROWS_X86
+#ifdef GYM_SIMD_X86
   const int64_t v = logits.size(2);
   const int64_t* id = ids.data_ptr<int64_t>();
   const float* ls = lse.data_ptr<float>();
   const float* g = g_logp.data_ptr<float>();
   float* out = grad.data_ptr<float>();
   const auto t = static_cast<float>(temperature);
-  for_rows(logits, [&](int64_t r, const float* x) { row_grad(x, v, t, ls[r], g[r], id[r], out + r * v); });
+  for_each_row(logits.size(0) * logits.size(1), v, 8, [&](int64_t r) { row_grad(row_of(logits, r), v, t, ls[r], g[r], id[r], out + r * v); });
 #else
   (void)ids, (void)temperature, (void)lse, (void)g_logp;
 #endif

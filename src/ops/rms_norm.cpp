@@ -8,10 +8,7 @@
 #include "gym/ops/ops.h"
 #include "ops/cpu_workers.h"
 
-#if defined(__x86_64__) || defined(_M_X64)
-#include <immintrin.h>
-#define GYM_NORM_X86 1
-#endif
+#include "ops/simd_math.h"
 
 namespace gym::ops {
 
@@ -20,13 +17,8 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-#ifdef GYM_NORM_X86
-__attribute__((target("avx2,fma"), always_inline)) inline float hsum8(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
+#ifdef GYM_SIMD_X86
+using simd::hsum8;
 
 // Σ a·b over d floats (8 lanes, then the tail).
 __attribute__((target("avx2,fma"))) float dot(const float* a, const float* b, int64_t d) {
@@ -66,18 +58,6 @@ __attribute__((target("avx2,fma"))) void norm_row_backward(const float* x, const
 }
 #endif
 
-// fn(row) over rows, shared with the helper threads when there is enough work.
-template <typename Fn>
-void for_rows(int64_t rows, int64_t d, Fn&& fn) {
-  constexpr int64_t kRowsPerChunk = 64;
-  if (rows * d < (int64_t{1} << 16)) {
-    for (int64_t r = 0; r < rows; ++r) fn(r);
-    return;
-  }
-  parallel_chunks((rows + kRowsPerChunk - 1) / kRowsPerChunk, [&](int64_t c) {
-    for (int64_t r = c * kRowsPerChunk; r < std::min(rows, (c + 1) * kRowsPerChunk); ++r) fn(r);
-  });
-}
 
 struct RmsNormFunction : torch::autograd::Function<RmsNormFunction> {
   // x [..., D] contiguous, w [D] contiguous → y [..., D]; saves x and r [rows].
@@ -85,13 +65,13 @@ struct RmsNormFunction : torch::autograd::Function<RmsNormFunction> {
     const int64_t d = x.size(-1), rows = x.numel() / d;
     auto y = torch::empty_like(x);
     auto r = torch::empty({rows}, x.options());
-#ifdef GYM_NORM_X86
+#ifdef GYM_SIMD_X86
     const float* xp = x.data_ptr<float>();
     const float* wp = w.data_ptr<float>();
     float* yp = y.data_ptr<float>();
     float* rp = r.data_ptr<float>();
     const auto e = static_cast<float>(eps);
-    for_rows(rows, d, [&](int64_t i) { rp[i] = norm_row(xp + i * d, wp, d, e, yp + i * d); });
+    for_each_row(rows, d, 64, [&](int64_t i) { rp[i] = norm_row(xp + i * d, wp, d, e, yp + i * d); });
 #endif
     ctx->save_for_backward({x, w, r});
     return y;
@@ -102,14 +82,14 @@ struct RmsNormFunction : torch::autograd::Function<RmsNormFunction> {
     const auto &x = saved[0], &w = saved[1], &r = saved[2];
     const auto g = grads[0].contiguous();
     auto dx = torch::empty_like(x);
-#ifdef GYM_NORM_X86
+#ifdef GYM_SIMD_X86
     const int64_t d = x.size(-1), rows = x.numel() / d;
     const float* xp = x.data_ptr<float>();
     const float* wp = w.data_ptr<float>();
     const float* gp = g.data_ptr<float>();
     const float* rp = r.data_ptr<float>();
     float* dp = dx.data_ptr<float>();
-    for_rows(rows, d, [&](int64_t i) { norm_row_backward(xp + i * d, wp, gp + i * d, rp[i], d, dp + i * d); });
+    for_each_row(rows, d, 64, [&](int64_t i) { norm_row_backward(xp + i * d, wp, gp + i * d, rp[i], d, dp + i * d); });
 #endif
     return {dx, torch::Tensor(), torch::Tensor()};
   }
@@ -118,7 +98,7 @@ struct RmsNormFunction : torch::autograd::Function<RmsNormFunction> {
 }  // namespace
 
 bool rms_norm_applies(const torch::Tensor& x, const torch::Tensor& w) {
-#ifdef GYM_NORM_X86
+#ifdef GYM_SIMD_X86
   if (!cpu_has_avx2_fma() || !x.device().is_cpu() || !w.device().is_cpu()) return false;
   if (x.scalar_type() != torch::kFloat32 || w.scalar_type() != torch::kFloat32 || x.dim() < 1 || w.dim() != 1) return false;
   if (x.size(-1) != w.size(0) || x.size(-1) == 0 || x.numel() == 0) return false;

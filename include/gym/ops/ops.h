@@ -4,6 +4,9 @@
 //   selective_log_softmax.h  log p(chosen token) and entropy from logits, never a full log-softmax
 //   policy_objective.h       GRPO / GSPO / GSPO-token clipped objective fused with the sequence log-ratio
 //   nf4.h                    bitsandbytes NF4 dequantize (double quant) and dequantize-matmul
+//   linear_cross_entropy.h   the SFT loss's LM head + cross-entropy in row chunks (CPU/any device)
+//   rms_norm.h               RMSNorm as one autograd op (float32 CPU)
+//   small_m_linear.h, sample.h, decode_attention.h   the CPU decoding kernels
 #pragma once
 #include <ATen/core/Generator.h>
 #include <torch/types.h>
