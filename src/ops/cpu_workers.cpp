@@ -153,23 +153,25 @@ void parallel_chunks(int64_t chunks, const std::function<void(int64_t)>& fn) {
     for (int64_t i = 0; i < chunks; ++i) fn(i);
 }
 
-// (declared in gym/ops/ops.h; here, beside the other CPU helpers the decoding kernels use)
-bool cpu_has_avx2_fma() {
+// (declared in gym/ops/ops.h; here, beside the other CPU helpers the kernels use) Checked once.
+namespace {
+struct CpuFeatures {
+  bool avx2_fma = false, avx512 = false;   // AVX2 + FMA; AVX-512 F + DQ
+};
+const CpuFeatures& cpu_features() {
+  static const CpuFeatures f = [] {
+    CpuFeatures c;
 #if defined(__x86_64__) || defined(_M_X64)
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return ok;
-#else
-  return false;
+    c.avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    c.avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
 #endif
+    return c;
+  }();
+  return f;
 }
+}  // namespace
 
-bool cpu_has_avx512() {
-#if defined(__x86_64__) || defined(_M_X64)
-  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
-  return ok;
-#else
-  return false;
-#endif
-}
+bool cpu_has_avx2_fma() { return cpu_features().avx2_fma; }
+bool cpu_has_avx512() { return cpu_features().avx512; }
 
 }  // namespace gym::ops

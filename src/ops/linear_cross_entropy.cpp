@@ -35,11 +35,12 @@ struct LinearCrossEntropy : torch::autograd::Function<LinearCrossEntropy> {
       auto logits = torch::nn::functional::linear(h.narrow(0, r0, n), w).to(torch::kFloat32);   // [n, V]
       torch::Tensor g;                                                               // ∂CE/∂logits = softmax − onehot
       if (log_softmax_rows_apply(logits.unsqueeze(0))) {
-        // the fused rows: each row read twice for its log-sum-exp, once more to write the gradient
+        // the fused rows: each row read twice for its log-sum-exp, once more to turn it into its gradient in place
+        auto rows3 = logits.unsqueeze(0);                                            // [1, n, V]
         auto ids = t.view({1, n}).contiguous(), lse = torch::empty({1, n}, logits.options()), logp = torch::empty({1, n}, logits.options());
-        log_softmax_rows_forward(logits.unsqueeze(0), ids, 1.0, logp, lse);
+        log_softmax_rows_forward(rows3, ids, 1.0, logp, lse);
         loss -= logp.sum();
-        if (want_grad) g = log_softmax_rows_backward(logits.unsqueeze(0), ids, 1.0, lse, torch::full({1, n}, -1.0f, logits.options())).view({n, -1});
+        if (want_grad) g = log_softmax_rows_backward(rows3, ids, 1.0, lse, torch::full({1, n}, -1.0f, logits.options()), rows3).view({n, -1});
       } else {
         auto lp = torch::log_softmax(logits, -1);                                    // [n, V]
         loss -= lp.gather(1, t).sum();
@@ -48,7 +49,10 @@ struct LinearCrossEntropy : torch::autograd::Function<LinearCrossEntropy> {
           g.scatter_add_(1, t, torch::full({n, 1}, -1.0f, g.options()));             // − onehot
         }
       }
-      if (want_grad) dh.narrow(0, r0, n).copy_(torch::mm(g.to(w.scalar_type()), w));   // [n, H]
+      if (want_grad) {
+        auto part = dh.narrow(0, r0, n);                                              // [n, H], contiguous rows
+        torch::mm_out(part, g.to(w.scalar_type()), w);
+      }
     }
     if (want_grad) ctx->save_for_backward({dh});
     return loss;

@@ -57,6 +57,9 @@ __attribute__((target("avx2,fma"), always_inline)) inline __m256 grad8(__m256 x,
 // grad row = (1[v = id] − exp(z − lse)) · g / t.
 __attribute__((target("avx2,fma"))) void row_grad(const float* x, int64_t v, float t, float lse, float g, int64_t id, float* out) {
   const bool scaled = t != 1.0f;
+  // the chosen token, (g − p·g) / t, first: out may be x itself
+  const float z = scaled ? x[id] / t : x[id];
+  const float d = -std::exp(z - lse) * g + g;
   const __m256 tv = _mm256_set1_ps(t), lv = _mm256_set1_ps(lse), ng = _mm256_set1_ps(-g);
   const int64_t full = v - v % 8;
   for (int64_t i = 0; i < full; i += 8) _mm256_storeu_ps(out + i, grad8(_mm256_loadu_ps(x + i), scaled, tv, lv, ng));
@@ -64,9 +67,6 @@ __attribute__((target("avx2,fma"))) void row_grad(const float* x, int64_t v, flo
     const __m256i on = tail_mask(v - full);
     _mm256_maskstore_ps(out + full, on, grad8(_mm256_maskload_ps(x + full, on), scaled, tv, lv, ng));
   }
-  // the chosen token: (g − p·g) / t
-  const float z = scaled ? x[id] / t : x[id];
-  const float d = -std::exp(z - lse) * g + g;
   out[id] = scaled ? d / t : d;
 }
 #endif
@@ -108,8 +108,8 @@ void log_softmax_rows_forward(const torch::Tensor& logits, const torch::Tensor& 
 }
 
 torch::Tensor log_softmax_rows_backward(const torch::Tensor& logits, const torch::Tensor& ids, double temperature, const torch::Tensor& lse,
-                                        const torch::Tensor& g_logp) {
-  auto grad = torch::empty(logits.sizes(), logits.options().memory_format(c10::MemoryFormat::Contiguous));
+                                        const torch::Tensor& g_logp, torch::Tensor grad) {
+  if (!grad.defined()) grad = torch::empty(logits.sizes(), logits.options().memory_format(c10::MemoryFormat::Contiguous));
 #ifdef GYM_SIMD_X86
   const int64_t v = logits.size(2);
   const int64_t* id = ids.data_ptr<int64_t>();

@@ -16,8 +16,9 @@ bool log_softmax_rows_apply(const torch::Tensor& logits);
 void log_softmax_rows_forward(const torch::Tensor& logits, const torch::Tensor& ids, double temperature, torch::Tensor& logp,
                               torch::Tensor& lse);
 
-// ∂(Σ g·logp)/∂logits = (1[v = id] − exp(z_v − lse)) · g / temperature: [B, T, V] float32 contiguous.
+// ∂(Σ g·logp)/∂logits = (1[v = id] − exp(z_v − lse)) · g / temperature: [B, T, V] float32 contiguous,
+// written into `grad` when given (contiguous; it may be the logits themselves, which are then lost).
 torch::Tensor log_softmax_rows_backward(const torch::Tensor& logits, const torch::Tensor& ids, double temperature, const torch::Tensor& lse,
-                                        const torch::Tensor& g_logp);
+                                        const torch::Tensor& g_logp, torch::Tensor grad = {});
 
 }  // namespace gym::ops

@@ -1,5 +1,5 @@
-// Selective log-softmax: the autograd function (dispatching to the CUDA kernel or the CPU twin), the
-// twin and the reference.
+// Selective log-softmax: the autograd function (dispatching to the CUDA kernel, the fused CPU rows of
+// ops/log_softmax_rows.cpp or the CPU twin), the twin and the reference.
 #include "gym/ops/selective_log_softmax.h"
 
 #include <c10/core/DeviceGuard.h>
@@ -92,11 +92,10 @@ struct SelectiveLogSoftmaxFunction : torch::autograd::Function<SelectiveLogSoftm
   enum Path : int64_t { kTwin = 0, kCuda = 1, kCpuRows = 2 };
   static variable_list forward(AutogradContext* ctx, torch::Tensor logits, torch::Tensor ids, double temperature,
                                bool with_entropy, int64_t path) {
-    const bool kernel = path == kCuda;
     const auto opts = logits.options().dtype(compute_type(logits));
     auto logp = torch::empty(ids.sizes(), opts), lse = torch::empty(ids.sizes(), opts);
     auto entropy = with_entropy ? torch::empty(ids.sizes(), opts) : torch::Tensor();
-    if (kernel) {
+    if (path == kCuda) {
       const c10::DeviceGuard guard(logits.device());
       if (logits.stride(2) != 1) logits = logits.contiguous();
       detail::check_launch(kernels::launch_selective_log_softmax_forward(

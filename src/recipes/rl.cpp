@@ -51,6 +51,12 @@ struct Rollouts {
   torch::Tensor advantages;       // [N]
   torch::Tensor old_logp, ref_logp;   // [N, C] or undefined
   int64_t prompt_len = 0;
+  // Each micro-batch's rows [first, first + rows) and its own longest prompt p and completion c
+  // (micro_batch below says why), measured once per round.
+  struct Extent {
+    int64_t first, rows, p, c;
+  };
+  std::vector<Extent> micro;
   std::map<std::string, double> metrics;
   std::string completions_jsonl;  // this rank's rows of the round for completions.jsonl (log_completions)
 };
@@ -89,20 +95,33 @@ struct MicroBatch {
   int64_t prompt_len = 0;                          // p
 };
 
-MicroBatch micro_batch(const Rollouts& r, int64_t first, int64_t n) {
-  const int64_t p_all = r.prompt_len, c_all = r.completion_ids.size(1);
-  auto mask = r.attention_mask.narrow(0, first, n);                                   // [n, P + C]
-  const int64_t p = std::max<int64_t>(1, mask.narrow(1, 0, p_all).sum(1).max().item<int64_t>());
-  const int64_t c = std::max<int64_t>(1, mask.narrow(1, p_all, c_all).sum(1).max().item<int64_t>());
+// The extents of the round's micro-batches of `micro` rows (prompts left-padded, completions right-padded).
+std::vector<Rollouts::Extent> micro_extents(const Rollouts& r, int64_t micro) {
+  const int64_t rows = r.input_ids.size(0), p_all = r.prompt_len, c_all = r.completion_ids.size(1);
+  const auto real = r.attention_mask.to(torch::kCPU);
+  const auto prompt_len = real.narrow(1, 0, p_all).sum(1), completion_len = real.narrow(1, p_all, c_all).sum(1);   // [N]
+  std::vector<Rollouts::Extent> out;
+  for (int64_t first = 0; first < rows; first += micro) {
+    const int64_t n = std::min(micro, rows - first);
+    out.push_back({first, n, std::max<int64_t>(1, prompt_len.narrow(0, first, n).max().item<int64_t>()),
+                   std::max<int64_t>(1, completion_len.narrow(0, first, n).max().item<int64_t>())});
+  }
+  return out;
+}
+
+// Micro-batch i of the round: views of its rows and columns.
+MicroBatch micro_batch(const Rollouts& r, size_t i) {
+  const auto& e = r.micro.at(i);
+  const int64_t p_all = r.prompt_len;
   MicroBatch mb;
-  mb.prompt_len = p;
-  mb.input_ids = r.input_ids.narrow(0, first, n).narrow(1, p_all - p, p + c);
-  mb.attention_mask = mask.narrow(1, p_all - p, p + c);
-  mb.completion_ids = r.completion_ids.narrow(0, first, n).narrow(1, 0, c);
-  mb.completion_mask = r.completion_mask.narrow(0, first, n).narrow(1, 0, c);
-  if (r.old_logp.defined()) mb.old_logp = r.old_logp.narrow(0, first, n).narrow(1, 0, c);
-  if (r.ref_logp.defined()) mb.ref_logp = r.ref_logp.narrow(0, first, n).narrow(1, 0, c);
-  if (r.advantages.defined()) mb.advantages = r.advantages.narrow(0, first, n);
+  mb.prompt_len = e.p;
+  mb.input_ids = r.input_ids.narrow(0, e.first, e.rows).narrow(1, p_all - e.p, e.p + e.c);
+  mb.attention_mask = r.attention_mask.narrow(0, e.first, e.rows).narrow(1, p_all - e.p, e.p + e.c);
+  mb.completion_ids = r.completion_ids.narrow(0, e.first, e.rows).narrow(1, 0, e.c);
+  mb.completion_mask = r.completion_mask.narrow(0, e.first, e.rows).narrow(1, 0, e.c);
+  if (r.old_logp.defined()) mb.old_logp = r.old_logp.narrow(0, e.first, e.rows).narrow(1, 0, e.c);
+  if (r.ref_logp.defined()) mb.ref_logp = r.ref_logp.narrow(0, e.first, e.rows).narrow(1, 0, e.c);
+  if (r.advantages.defined()) mb.advantages = r.advantages.narrow(0, e.first, e.rows);
   return mb;
 }
 
@@ -131,13 +150,11 @@ torch::Tensor completion_logprobs(model::CausalLMImpl& m, const MicroBatch& mb, 
 
 // Log-probs of every row of the round, micro-batch by micro-batch (each in its own geometry, as
 // training computes it): [N, C], zero right of each micro-batch's longest completion.
-torch::Tensor round_logprobs(model::CausalLMImpl& m, const Rollouts& r, int64_t micro, double temperature) {
-  const int64_t rows = r.completion_ids.size(0);
-  auto out = torch::zeros({rows, r.completion_ids.size(1)}, r.completion_ids.options().dtype(torch::kFloat32));
-  for (int64_t first = 0; first < rows; first += micro) {
-    const auto mb = micro_batch(r, first, std::min(micro, rows - first));
-    const auto lp = completion_logprobs(m, mb, temperature, false);
-    out.narrow(0, first, lp.size(0)).narrow(1, 0, lp.size(1)).copy_(lp);
+torch::Tensor round_logprobs(model::CausalLMImpl& m, const Rollouts& r, double temperature) {
+  auto out = torch::zeros(r.completion_ids.sizes(), r.completion_ids.options().dtype(torch::kFloat32));
+  for (size_t i = 0; i < r.micro.size(); ++i) {
+    const auto lp = completion_logprobs(m, micro_batch(r, i), temperature, false);
+    out.narrow(0, r.micro[i].first, lp.size(0)).narrow(1, 0, lp.size(1)).copy_(lp);
   }
   return out;
 }
@@ -308,6 +325,7 @@ void run_rl(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
       r.completion_mask = out.completion_mask;
       r.input_ids = torch::cat({pids, out.completion_ids.clamp(0, tm.model->config().vocab_size - 1)}, 1);
       r.attention_mask = torch::cat({pmask, out.completion_mask}, 1);
+      r.micro = micro_extents(r, micro);
       // rewards of every function on the decoded completions
       std::vector<rl::RewardInput> inputs;
       const auto completion_cpu = out.completion_ids.cpu(), completion_mask_cpu = out.completion_mask.cpu();   // decoded on the host
@@ -354,10 +372,10 @@ void run_rl(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
       // old and reference log-probs, without gradients
       {
         torch::NoGradGuard ng;
-        r.old_logp = off_policy ? round_logprobs(*tm.model, r, micro, rl.temperature) : torch::Tensor();
+        r.old_logp = off_policy ? round_logprobs(*tm.model, r, rl.temperature) : torch::Tensor();
         if (rl.beta > 0) {
           lora::AdaptersDisabled base(*tm.model);
-          r.ref_logp = round_logprobs(*tm.model, r, micro, rl.temperature);
+          r.ref_logp = round_logprobs(*tm.model, r, rl.temperature);
         }
       }
       r.metrics["timing/generation_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - gen_start).count();
@@ -365,7 +383,7 @@ void run_rl(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
     }
 
     // ---- one micro-batch through the policy loss
-    const auto mb = micro_batch(r, (micro_index % spg) * micro, micro);
+    const auto mb = micro_batch(r, static_cast<size_t>(micro_index % spg));
     torch::Tensor entropy, aux;
     std::map<std::string, double> moe_stats;
     auto logp = completion_logprobs(*tm.model, mb, rl.temperature, c.training.gradient_checkpointing, &entropy, &aux, &moe_stats,
