@@ -148,7 +148,6 @@ CausalLM load_model(const std::filesystem::path& dir, torch::Dtype dtype, const 
 
 void init_random_weights(CausalLMImpl& model, uint64_t seed) {
   auto gen = at::detail::createCPUGenerator(seed);
-  const auto f32 = torch::TensorOptions().dtype(torch::kFloat32);
   torch::NoGradGuard guard;
   std::set<const void*> norms;   // (1 + w) norms start at 0, the others at 1
   for (auto& item : model.named_modules("", false)) {
@@ -161,15 +160,15 @@ void init_random_weights(CausalLMImpl& model, uint64_t seed) {
     if (is_lora_name(name) || norms.count(p.data_ptr())) continue;
     const std::string leaf = name.substr(name.rfind('.') + 1);
     if (leaf == "A_log") {
-      p.copy_(at::empty(p.sizes(), f32).uniform_(0.01, 16.0, gen).log());
+      p.uniform_(0.01, 16.0, gen).log_();
     } else if (leaf == "dt_bias") {
       p.fill_(1.0);
     } else if (name == "model.embed_tokens.weight" || name == "lm_head.weight") {
       // Wider than HF's 0.02: a toy model's frozen embedding and head must leave its logits room
       // to move, or LoRA training cannot lower the loss far below log(vocab).
-      p.copy_(at::normal(0.0, 0.3, p.sizes(), gen, f32));
+      p.normal_(0.0, 0.3, gen);
     } else {
-      p.copy_(at::normal(0.0, 0.02, p.sizes(), gen, f32));
+      p.normal_(0.0, 0.02, gen);
     }
   }
 }

@@ -28,31 +28,36 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
     GYM_PROFILE(section);
     return ops::small_m_linear_lora(x, weight, lora_A->weight, lora_B->weight, lora_scaling);
   }
+  // With the adapter, the rows are flattened first ([N, in]) so that the base product is a fresh
+  // [N, out] tensor the adapter's GEMM can accumulate into in place (an out-of-place addmm copies y).
+  const bool flat = lora_on && x.dim() > 2;
+  const auto xin = flat ? x.reshape({-1, x.size(-1)}) : x;
   torch::Tensor y;
   {
     GYM_PROFILE(section);
-    y = quantized_ ? quantized_->forward(x) : ops::linear(x, weight);
+    y = quantized_ ? quantized_->forward(xin) : ops::linear(xin, weight);
   }
   if (lora_on) {
     GYM_PROFILE("lora");
-    auto h = x;
+    auto h = xin;
     if (lora_dropout > 0 && is_training())
       h = torch::nn::functional::dropout(h, torch::nn::functional::DropoutFuncOptions().p(lora_dropout).training(true));
     h = h.to(lora_A->weight.scalar_type());
     auto ha = ops::linear(h, lora_A->weight);   // [..., r]
-    if (y.scalar_type() == ha.scalar_type() && y.dim() >= 2) {
-      // y + s · (h A^T) B^T as one accumulating GEMM into y (beta 1, alpha s): no [..., out]
+    if (y.scalar_type() == ha.scalar_type() && y.dim() == 2) {
+      // y += s · (h A^T) B^T as one accumulating GEMM into y (beta 1, alpha s): no [N, out]
       // temporaries for the product, the scaling and the sum, and autograd scales only the
-      // [..., r] and [out, r] gradients by s. The scaling may now round with the product (1 ulp).
-      const auto out = y.size(-1);
-      y = torch::addmm(y.reshape({-1, out}), ha.reshape({-1, ha.size(-1)}), lora_B->weight.t(), 1.0, lora_scaling)
-              .view(y.sizes());
+      // [N, r] and [out, r] gradients by s. The scaling may round with the product (1 ulp).
+      y.addmm_(ha, lora_B->weight.t(), 1.0, lora_scaling);
     } else {
       auto delta = ops::linear(ha, lora_B->weight);
       y = y + (delta * lora_scaling).to(y.scalar_type());
     }
   }
-  return y;
+  if (!flat) return y;
+  auto shape = x.sizes().vec();
+  shape.back() = y.size(-1);
+  return y.view(shape);
 }
 
 void LinearImpl::attach_lora(int64_t rank, double scaling, double dropout) {

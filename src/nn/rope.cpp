@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "gym/ops/rotary.h"
+
 namespace gym::nn {
 
 RotaryEmbeddingImpl::RotaryEmbeddingImpl(const RopeOptions& o, torch::Device device) {
@@ -39,18 +41,8 @@ std::pair<torch::Tensor, torch::Tensor> RotaryEmbeddingImpl::tables(const torch:
   return {cos, sin};
 }
 
-namespace {
-torch::Tensor rotate_half(const torch::Tensor& x) {
-  const int64_t half = x.size(-1) / 2;
-  return torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
-}
-}  // namespace
-
 torch::Tensor apply_rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
-  const int64_t r = cos.size(-1), d = x.size(-1);
-  if (r == d) return x * cos + rotate_half(x) * sin;
-  auto rot = x.narrow(-1, 0, r);
-  return torch::cat({rot * cos + rotate_half(rot) * sin, x.narrow(-1, r, d - r)}, -1);
+  return ops::rotary_applies(x, cos, sin) ? ops::rotary(x, cos, sin) : ops::rotary_reference(x, cos, sin);
 }
 
 }  // namespace gym::nn
