@@ -154,6 +154,8 @@ void init_random_weights(CausalLMImpl& model, uint64_t seed) {
     if (auto* n = item.value()->as<nn::RMSNormImpl>()) n->weight.fill_(n->unit_offset ? 0.0 : 1.0), norms.insert(n->weight.data_ptr());
     if (auto* n = item.value()->as<nn::RMSNormGatedImpl>()) n->weight.fill_(1.0), norms.insert(n->weight.data_ptr());
   }
+  // Drawn in place: for float32 parameters the values at::normal/uniform would draw into a
+  // temporary, without the full-size temporary (the embedding's is 65 MB on the bench shape).
   for (auto& item : model.named_parameters()) {
     const std::string& name = item.key();
     torch::Tensor& p = item.value();
