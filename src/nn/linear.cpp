@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "gym/core/profile.h"
+#include "gym/ops/lora_linear.h"
 #include "gym/ops/small_m_linear.h"
 
 namespace gym::nn {
@@ -27,6 +28,15 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
     // Decoding: the adapter inside the small-M kernel's one pass over W (no merged copy).
     GYM_PROFILE(section);
     return ops::small_m_linear_lora(x, weight, lora_A->weight, lora_B->weight, lora_scaling);
+  }
+  if (lora_on && !quantized_ && !(lora_dropout > 0 && is_training()) && x.dim() >= 2) {
+    auto x2 = x.reshape({-1, x.size(-1)});   // [N, in]
+    if (ops::lora_linear_applies(x2, weight, lora_A->weight, lora_B->weight)) {
+      // Training and prefill: one autograd op (∂x as one accumulating GEMM; bit-identical to below).
+      auto shape = x.sizes().vec();
+      shape.back() = out_features;
+      return ops::lora_linear(x2, weight, lora_A->weight, lora_B->weight, lora_scaling).view(shape);
+    }
   }
   // With the adapter, the rows are flattened first ([N, in]) so that the base product is a fresh
   // [N, out] tensor the adapter's GEMM can accumulate into in place (an out-of-place addmm copies y).
