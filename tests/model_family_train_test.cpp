@@ -30,8 +30,9 @@ TEST(ModelFamilyTrain, NextGspoLearnsOnTheArithmeticSet) {
   const auto log = test::read_log(gspo);
   ASSERT_EQ(log.size(), 30u);
   // The measure: the mean accuracy reward of the last 10 logs beats the first 10 by the dense
-  // learning test's margin, 0.03 (GspoLearnsOnTheArithmeticSet in rl_test.cpp); measured +0.048 to
-  // +0.064 for seeds 42-44 (the config says why its learning rate is 1e-4).
+  // learning test's margin, 0.03 (GspoLearnsOnTheArithmeticSet in rl_test.cpp); measured +0.078 and
+  // +0.095 for seeds 42 and 44, whose warm starts sample 0.67 and 0.15 (the config says why it samples
+  // at temperature 1.5 and trains at 1e-4).
   double first = 0, last = 0;
   for (size_t i = 0; i < 10; ++i) first += log[i]["reward"].get<double>() / 10, last += log[log.size() - 1 - i]["reward"].get<double>() / 10;
   EXPECT_GT(last, first + 0.03) << "first " << first << " last " << last;
