@@ -23,25 +23,26 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
     return ops::linear(x, merged_weight_);
   }
   const bool lora_on = has_lora() && lora_enabled;
-  if (lora_on && !quantized_ && !(lora_dropout > 0 && is_training()) &&
-      ops::small_m_linear_lora_applies(x, weight, lora_A->weight, lora_B->weight)) {
+  const bool dropout_on = lora_dropout > 0 && is_training();   // the fused paths have no dropout
+  if (lora_on && !quantized_ && !dropout_on && ops::small_m_linear_lora_applies(x, weight, lora_A->weight, lora_B->weight)) {
     // Decoding: the adapter inside the small-M kernel's one pass over W (no merged copy).
     GYM_PROFILE(section);
     return ops::small_m_linear_lora(x, weight, lora_A->weight, lora_B->weight, lora_scaling);
   }
-  if (lora_on && !quantized_ && !(lora_dropout > 0 && is_training()) && x.dim() >= 2) {
-    auto x2 = x.reshape({-1, x.size(-1)});   // [N, in]
-    if (ops::lora_linear_applies(x2, weight, lora_A->weight, lora_B->weight)) {
-      // Training and prefill: one autograd op (∂x as one accumulating GEMM; bit-identical to below).
-      auto shape = x.sizes().vec();
-      shape.back() = out_features;
-      return ops::lora_linear(x2, weight, lora_A->weight, lora_B->weight, lora_scaling).view(shape);
-    }
-  }
-  // With the adapter, the rows are flattened first ([N, in]) so that the base product is a fresh
-  // [N, out] tensor the adapter's GEMM can accumulate into in place (an out-of-place addmm copies y).
+  // With the adapter, the rows are flattened first ([N, in]): the adapter's GEMM then accumulates
+  // into the base product, a fresh [N, out] tensor, in place (an out-of-place addmm copies y).
   const bool flat = lora_on && x.dim() > 2;
   const auto xin = flat ? x.reshape({-1, x.size(-1)}) : x;
+  const auto unflatten = [&](const torch::Tensor& y) {
+    if (!flat) return y;
+    auto shape = x.sizes().vec();
+    shape.back() = y.size(-1);
+    return y.view(shape);
+  };
+  if (lora_on && !quantized_ && !dropout_on && ops::lora_linear_applies(xin, weight, lora_A->weight, lora_B->weight)) {
+    // Training and prefill: one autograd op (∂x as one accumulating GEMM; bit-identical to below).
+    return unflatten(ops::lora_linear(xin, weight, lora_A->weight, lora_B->weight, lora_scaling));
+  }
   torch::Tensor y;
   {
     GYM_PROFILE(section);
@@ -50,8 +51,7 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
   if (lora_on) {
     GYM_PROFILE("lora");
     auto h = xin;
-    if (lora_dropout > 0 && is_training())
-      h = torch::nn::functional::dropout(h, torch::nn::functional::DropoutFuncOptions().p(lora_dropout).training(true));
+    if (dropout_on) h = torch::nn::functional::dropout(h, torch::nn::functional::DropoutFuncOptions().p(lora_dropout).training(true));
     h = h.to(lora_A->weight.scalar_type());
     auto ha = ops::linear(h, lora_A->weight);   // [..., r]
     if (y.scalar_type() == ha.scalar_type() && y.dim() == 2) {
@@ -64,10 +64,7 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
       y = y + (delta * lora_scaling).to(y.scalar_type());
     }
   }
-  if (!flat) return y;
-  auto shape = x.sizes().vec();
-  shape.back() = y.size(-1);
-  return y.view(shape);
+  return unflatten(y);
 }
 
 void LinearImpl::attach_lora(int64_t rank, double scaling, double dropout) {

@@ -20,8 +20,7 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps_, bool unit_offset_, torch::Ten
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
   GYM_PROFILE("norms/elementwise");
   // float32 on the CPU: one op (ops/rms_norm.h), the same products; x̂ · (1 + w) for the unit offset
-  const auto w = unit_offset ? 1.0 + weight : weight;
-  if (ops::rms_norm_applies(x, w)) return ops::rms_norm(x, w, eps);
+  if (ops::rms_norm_applies(x, weight)) return ops::rms_norm(x, unit_offset ? 1.0 + weight : weight, eps);
   auto xf = normalized_f32(x, eps);
   if (unit_offset) return (xf * (1.0 + weight.to(torch::kFloat32))).to(x.scalar_type());
   return weight * xf.to(x.scalar_type());   // HF's cast-then-multiply order

@@ -59,19 +59,26 @@ __attribute__((target("avx2,fma"))) void rotate_row_backward(const float* g, con
   }
   for (i = r; i < d; ++i) dx[i] = g[i];
 }
+
+// fn(row, offset of the row in `strided`, its cos, its sin, R, D) for every (b, h, t) row, shared with
+// the helper threads; the contiguous side of each call is at row · D.
+template <typename Fn>
+void for_rows(const torch::Tensor& strided, const torch::Tensor& cos, const torch::Tensor& sin, Fn&& fn) {
+  const Rows rw = rows_of(strided, cos);
+  const float* cp = cos.data_ptr<float>();
+  const float* sp = sin.data_ptr<float>();
+  for_each_row(strided.numel() / rw.d, rw.d, 256, [&](int64_t row) { fn(row, rw.x(row), cp + rw.table(row), sp + rw.table(row), rw.r, rw.d); });
+}
 #endif
 
 struct RotaryFunction : torch::autograd::Function<RotaryFunction> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
     auto out = torch::empty(x.sizes(), x.options());   // [B, H, T, D] contiguous
 #ifdef GYM_SIMD_X86
-    const Rows rw = rows_of(x, cos);
     const float* xp = x.data_ptr<float>();
-    const float* cp = cos.data_ptr<float>();
-    const float* sp = sin.data_ptr<float>();
     float* op = out.data_ptr<float>();
-    for_each_row(out.numel() / rw.d, rw.d, 256, [&](int64_t row) {
-      rotate_row(xp + rw.x(row), cp + rw.table(row), sp + rw.table(row), rw.r, rw.d, op + row * rw.d);
+    for_rows(x, cos, sin, [&](int64_t row, int64_t at, const float* c, const float* s, int64_t r, int64_t d) {
+      rotate_row(xp + at, c, s, r, d, op + row * d);
     });
 #endif
     ctx->save_for_backward({cos, sin});
@@ -87,13 +94,10 @@ struct RotaryFunction : torch::autograd::Function<RotaryFunction> {
     // reaches the per-head norm and the projection as a contiguous [B, T, H, D], without a copy.
     auto dx = torch::empty_strided(g.sizes(), ctx->saved_data["x_strides"].toIntVector(), g.options());
 #ifdef GYM_SIMD_X86
-    const Rows rw = rows_of(dx, cos);
     const float* gp = g.data_ptr<float>();
-    const float* cp = cos.data_ptr<float>();
-    const float* sp = sin.data_ptr<float>();
     float* dp = dx.data_ptr<float>();
-    for_each_row(g.numel() / rw.d, rw.d, 256, [&](int64_t row) {
-      rotate_row_backward(gp + row * rw.d, cp + rw.table(row), sp + rw.table(row), rw.r, rw.d, dp + rw.x(row));
+    for_rows(dx, cos, sin, [&](int64_t row, int64_t at, const float* c, const float* s, int64_t r, int64_t d) {
+      rotate_row_backward(gp + row * d, c, s, r, d, dp + at);
     });
 #endif
     return {dx, torch::Tensor(), torch::Tensor()};
