@@ -211,7 +211,12 @@ TEST(DataSampler, ResumesExactlyAndShards) {
   b.next(4);
   auto st = b.state();
   data::BatchSampler c(10, 3);
-  c.restore(st);
+  c.restore(st, "trainer_state.json");
+  // A state that no sampler of this data set wrote is a config error naming the file, never an
+  // index outside the order (a position of -3 was a SIGSEGV).
+  data::BatchSampler bad(10, 3);
+  for (const char* s : {R"({"epoch": 0, "position": -3})", R"({"epoch": 0, "position": 11})", R"({"position": 1})", "null"})
+    EXPECT_THROW(bad.restore(nlohmann::json::parse(s), "trainer_state.json"), Error) << s;
   auto rest = c.next(8);
   EXPECT_EQ(std::vector<int64_t>(first.begin() + 4, first.end()), rest);
   std::vector<int64_t> epoch0(first.begin(), first.begin() + 10);

@@ -24,8 +24,8 @@ TEST(Hardening, AConfigThatWouldAllocateTerabytesIsAClearError) {
   const auto d = fresh("huge");
   model::create_model("qwen3", "tiny", d / "m", "bytes", 0);
   auto cfg = nlohmann::json::parse(read_file(d / "m" / "config.json"));
-  cfg["num_hidden_layers"] = 100000;
-  cfg["intermediate_size"] = 1000000;
+  cfg["num_hidden_layers"] = 4000;
+  cfg["intermediate_size"] = 100000000;
   write_file_atomic(d / "m" / "config.json", cfg.dump());
   try {
     model::load_model(d / "m");
@@ -42,6 +42,37 @@ TEST(Hardening, AConfigThatWouldAllocateTerabytesIsAClearError) {
     write_file_atomic(d / "m" / "config.json", c.dump());
     EXPECT_THROW(model::load_model(d / "m"), Error) << bad;
   }
+}
+
+TEST(Hardening, DeepJsonAndEndlessLayerCountsAreClearErrors) {
+  const auto d = fresh("deep");
+  model::create_model("qwen3", "tiny", d / "m", "bytes", 0);
+  const auto good = read_file(d / "m" / "config.json");
+  const auto expect_error = [&](const std::string& config, const std::string& needle) {
+    write_file_atomic(d / "m" / "config.json", config);
+    try {
+      model::load_model(d / "m");
+      ADD_FAILURE() << "loaded: " << needle;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.exit_code(), 2);
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  // 10^12 layers: refused before anything loops over them (it hung in the checks before).
+  auto c = nlohmann::json::parse(good);
+  c["num_hidden_layers"] = 1000000000000LL;
+  expect_error(c.dump(), "'num_hidden_layers' must lie in [1, 4096]");
+  // An extra field nested 300 000 deep parsed, then overflowed the stack when copied.
+  const std::string deep = good.substr(0, good.rfind('}')) + ", \"x\": " + std::string(300000, '[') + std::string(300000, ']') + "}";
+  expect_error(deep, "nested deeper than 512");
+  // A warm start that leads back to itself: refused, not an endless recursion.
+  const std::string sft = (source_dir() / "configs" / "tiny" / "sft_tiny.yaml").string();
+  write_file_atomic(d / "ws.yaml", "extends: " + sft + "\nadapter_name_or_path: " + (d / "adapter").string() +
+                                       "\nadapter_warm_start: " + (d / "ws.yaml").string() + "\noutput_dir: " + (d / "out").string() + "\n");
+  auto r = test::run_gym("train " + (d / "ws.yaml").string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("(a cycle)"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(d / "out"));
 }
 
 TEST(Hardening, FifosAndDevicesAreRefusedWithoutHanging) {

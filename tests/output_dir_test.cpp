@@ -9,9 +9,12 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 
 #include "cli_util.h"
 #include "test_util.h"
+#include "gym/checkpoint/checkpoint.h"
 #include "gym/checkpoint/output_dir.h"
 #include "gym/core/error.h"
 #include "gym/core/fs.h"
@@ -83,6 +86,100 @@ TEST(OutputDir, LockNamesItsHolderAndAStaleLockIsTakenOver) {
   EXPECT_EQ(test::count_error_lines(r.output), 1) << r.output;
 }
 
+TEST(OutputDir, OnlyGymsOwnTemporariesAreRemovedOrIgnored) {
+  const auto d = fresh("temporaries");
+  write(d / "backup.tmp.1", "the user's");                 // ".tmp." in a name gym never writes
+  write(d / "trainer_state.json.tmp.123", "half a write");   // gym's, left by a kill
+  fs::create_directories(d / "checkpoint-2.tmp.old.55");
+  EXPECT_EQ(checkpoint::foreign_entries(d), (std::vector<std::string>{"backup.tmp.1"}));
+  checkpoint::remove_temporaries(d);
+  EXPECT_EQ(checkpoint::entry_names(d), (std::set<std::string>{"backup.tmp.1"}));
+}
+
+TEST(OutputDir, AnInputInsideAnEarlierOutputBlocksItsRemoval) {
+  const auto d = fresh("input_inside");
+  checkpoint::write_recorded(d, [&] { fs::create_directories(d / "checkpoint-2"); });
+  fs::create_directories(d / "mine");
+  EXPECT_THROW(checkpoint::check_inputs_survive(d, {{"adapter_name_or_path", d / "checkpoint-2"}}), Error);
+  EXPECT_NO_THROW(checkpoint::check_inputs_survive(d, {{"adapter_name_or_path", d / "mine"}}));
+  EXPECT_NO_THROW(checkpoint::check_inputs_survive(d, {{"model_name_or_path", d.parent_path()}}));
+}
+
+TEST(OutputDir, ASymlinkedLockIsRefusedAndItsTargetKept) {
+  const auto d = fresh("lock_link");
+  write(d.parent_path() / "outdir_lock_link_target.txt", "IMPORTANT");
+  fs::create_symlink(d.parent_path() / "outdir_lock_link_target.txt", d / checkpoint::kLockName);
+  EXPECT_THROW(checkpoint::lock_output_dir(d), Error);
+  EXPECT_EQ(read_file(d.parent_path() / "outdir_lock_link_target.txt"), "IMPORTANT");
+}
+
+TEST(OutputDir, RotationRemovesOnlyGymsCheckpoints) {
+  const auto d = fresh("rotation");
+  for (const char* ck : {"checkpoint-1", "checkpoint-2", "checkpoint-4"}) {
+    fs::create_directories(d / ck);
+    write(d / ck / "trainer_state.json", "{}");
+  }
+  checkpoint::record_outputs(d, {"checkpoint-2", "checkpoint-4"});   // checkpoint-1 is someone else's
+  checkpoint::rotate_checkpoints(d, 1);
+  EXPECT_TRUE(fs::exists(d / "checkpoint-1"));
+  EXPECT_FALSE(fs::exists(d / "checkpoint-2"));
+  EXPECT_TRUE(fs::exists(d / "checkpoint-4"));
+}
+
+TEST(OutputDir, WholeFolderWritesReplaceOnlyTheirOwnFolders) {
+  const auto root = fresh("whole");
+  const auto fill = [](const fs::path& tmp) { write(tmp / "config.json", "{}"); };
+  fs::create_directories(root / "foreign");
+  write(root / "foreign" / "notes.txt", "the user's");
+  EXPECT_THROW(write_whole_folder(root / "foreign", {}, fill), Error);
+  EXPECT_EQ(snapshot(root / "foreign"), (std::map<std::string, std::string>{{"notes.txt", "the user's"}}));
+  write(root / "file", "a file");
+  EXPECT_THROW(write_whole_folder(root / "file", {}, fill), Error);
+  EXPECT_EQ(read_file(root / "file"), "a file");
+  // Is or contains an input: refused before anything is written. A new folder inside one deletes
+  // nothing (gym export --out RUN/merged beside the adapter it merges).
+  fs::create_directories(root / "model");
+  EXPECT_THROW(write_whole_folder(root / "model", {{"--model", root / "model"}}, fill), Error);
+  EXPECT_THROW(write_whole_folder(root, {{"--adapter", root / "model"}}, fill), Error);
+  EXPECT_TRUE(fs::is_empty(root / "model"));
+  write_whole_folder(root / "model" / "merged", {{"--model", root / "model"}}, fill);
+  EXPECT_TRUE(fs::exists(root / "model" / "merged" / "config.json"));
+  // New (a trailing separator names the same folder), then replaced by the same command; a
+  // temporary folder of a killed earlier write goes.
+  fs::create_directories(root / "new.tmp.999999999");
+  write_whole_folder(root.string() + "/new/", {}, fill);
+  EXPECT_TRUE(fs::exists(root / "new" / "config.json"));
+  EXPECT_TRUE(fs::exists(root / "new" / kWholeFolderMarker));
+  EXPECT_FALSE(fs::exists(root / "new.tmp.999999999"));
+  write(root / "new" / "extra", "from the earlier write");
+  write_whole_folder(root / "new", {}, fill);
+  EXPECT_FALSE(fs::exists(root / "new" / "extra"));
+  fs::create_directories(root / "empty");
+  EXPECT_NO_THROW(write_whole_folder(root / "empty", {}, fill));
+}
+
+TEST(OutputDirCli, CreateModelAndExportNeverReplaceAFolderGymDidNotWrite) {
+  const auto root = fresh("export_guard");
+  fs::create_directories(root / "victim");
+  write(root / "victim" / "notes.txt", "precious");
+  auto r = test::run_gym("create-model --arch qwen3 --preset tiny --out " + (root / "victim").string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("holds files gym did not write (notes.txt)"), std::string::npos) << r.output;
+  EXPECT_EQ(test::count_error_lines(r.output), 1) << r.output;
+  EXPECT_EQ(read_file(root / "victim" / "notes.txt"), "precious");
+  r = test::run_gym("create-model --arch qwen3 --preset tiny --out " + (root / "base").string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto base = snapshot(root / "base");
+  r = test::run_gym("export --model " + (root / "base").string() + " --quantize nf4 --out " + (root / "base").string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("is --model"), std::string::npos) << r.output;
+  EXPECT_EQ(snapshot(root / "base"), base);
+  r = test::run_gym("export --model " + (root / "base").string() + " --quantize nf4 --out " + (root / "nf4").string());
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  r = test::run_gym("export --model " + (root / "base").string() + " --quantize nf4 --out " + (root / "nf4").string());
+  EXPECT_EQ(r.exit_code, 0) << r.output;   // its own earlier output: replaced
+}
+
 TEST(OutputDirCli, OverwriteNeverDeletesAModelFolder) {
   const auto root = fresh("model_guard");
   model::create_model("qwen3", "tiny", root / "model", "bytes", 0);
@@ -99,7 +196,7 @@ TEST(OutputDirCli, OverwriteNeverDeletesAModelFolder) {
   r = test::run_gym("train " + kSft + " --output_dir " + (root / "copy").string() + " --overwrite_output_dir true --max_steps 2");
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("holds files gym did not write"), std::string::npos) << r.output;
-  EXPECT_EQ(snapshot(root / "copy").size(), before.size() + 1);   // + the lock file, nothing else
+  EXPECT_EQ(snapshot(root / "copy"), before);   // a refused start leaves nothing, not even its lock file
   EXPECT_EQ(read_file(root / "copy" / "model.safetensors"), before.at("model.safetensors"));
 }
 
@@ -114,6 +211,14 @@ TEST(OutputDirCli, RerunResumesOrSaysFinishedAndOverwriteRemovesOnlyGymsFiles) {
   EXPECT_NE(r.output.find("holds a finished run: nothing to do"), std::string::npos) << r.output;
   auto again = snapshot(d), before = finished;
   again.erase(checkpoint::kLockName), before.erase(checkpoint::kLockName);   // the lock names the last holder
+  EXPECT_EQ(again, before);
+  // A changed command is not silently ignored: refused, naming what changed.
+  r = test::run_gym(cmd + " --learning_rate 0.0123");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("holds a finished run of another config"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("0.0123"), std::string::npos) << r.output;
+  again = snapshot(d);
+  again.erase(checkpoint::kLockName);
   EXPECT_EQ(again, before);
   // Longer: resumes from checkpoint-2 (the latest complete one), one line says so.
   fs::remove(d / "trainer_state.json");

@@ -7,6 +7,7 @@
 #include "cli_util.h"
 #include "test_util.h"
 #include "gym/core/fs.h"
+#include "gym/io/safetensors.h"
 #include "gym/lora/adapter.h"
 #include "gym/model/loader.h"
 #include "gym/model/score.h"
@@ -126,6 +127,18 @@ TEST(Sft, FullFineTuningWritesAModel) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(fs::exists(out / "model.safetensors"));
   EXPECT_NO_THROW(model::load_model(out));
+  // bf16 keeps a full fine-tune's weights in float32 (there is no frozen base to hold in bf16):
+  // at lr 1e-5 AdamW moves each weight by ~1e-5, which bfloat16 weights (8 bits of mantissa)
+  // would round away for nearly all of them.
+  const auto bf = out_dir("fullft_bf16");
+  r = test::run_gym("train " + kConfig + " --output_dir " + bf.string() + " --bf16 true --max_steps 3 --warmup_ratio 0" +
+                    " --finetuning_type full --learning_rate 1e-5 --lora_rank null --lora_alpha null --lora_target null");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  io::CheckpointTensors base(tests_tiny_model()), trained(bf);
+  const std::string name = "model.layers.0.mlp.down_proj.weight";
+  EXPECT_EQ(trained.info(name).dtype, "F32");
+  const auto moved = trained.load(name).ne(base.load(name)).to(torch::kFloat64).mean().item<double>();
+  EXPECT_GT(moved, 0.95) << "fraction of the weights that moved";
 }
 
 TEST(Sft, GradientCheckpointingGivesTheSameGradients) {

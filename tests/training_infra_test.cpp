@@ -86,6 +86,7 @@ TEST(Checkpoint, ListsRotatesAndPlansResume) {
   make_checkpoint(out, 10);
   make_checkpoint(out, 2);
   make_checkpoint(out, 30);
+  checkpoint::record_outputs(out, {"checkpoint-2", "checkpoint-10", "checkpoint-30"});   // gym's own
   fs::create_directories(out / "checkpoint-40.tmp.123");   // an interrupted write is ignored
   auto all = checkpoint::list_checkpoints(out);
   ASSERT_EQ(all.size(), 3u);
@@ -101,16 +102,23 @@ TEST(Checkpoint, ListsRotatesAndPlansResume) {
   EXPECT_EQ(checkpoint::plan_start(o).resume_from.filename(), "checkpoint-10");
   o.resume_from_checkpoint = "";
 
+  // Rotation removes the oldest of gym's checkpoints; one the manifest does not list is someone
+  // else's and stays.
+  make_checkpoint(out, 1);
   checkpoint::rotate_checkpoints(out, 2);
   all = checkpoint::list_checkpoints(out);
-  ASSERT_EQ(all.size(), 2u);
-  EXPECT_EQ(all.front().first, 10);
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[0].first, 1);
+  EXPECT_EQ(all[1].first, 10);
 
   o.overwrite_output_dir = true;
   // Checkpoints gym did not record are someone else's: overwrite refuses to remove them.
   EXPECT_THROW(checkpoint::plan_start(o), Error);
-  EXPECT_EQ(checkpoint::list_checkpoints(out).size(), 2u);
-  checkpoint::record_outputs(out, {"checkpoint-10", "checkpoint-30", "checkpoint-40.tmp.123"});
+  EXPECT_EQ(checkpoint::list_checkpoints(out).size(), 3u);
+  o.overwrite_output_dir = false;   // and resuming there would write beside it: refused too
+  EXPECT_THROW(checkpoint::plan_start(o), Error);
+  o.overwrite_output_dir = true;
+  fs::remove_all(out / "checkpoint-1");
   std::ofstream(out / "user_notes.txt") << "keep me";
   EXPECT_TRUE(checkpoint::plan_start(o).fresh);
   EXPECT_TRUE(checkpoint::list_checkpoints(out).empty());

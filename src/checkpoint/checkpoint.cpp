@@ -45,6 +45,11 @@ std::optional<fs::path> latest_checkpoint(const fs::path& output_dir) {
 
 void rotate_checkpoints(const fs::path& output_dir, int64_t keep, const fs::path& best) {
   auto all = list_checkpoints(output_dir);
+  // Only checkpoints gym wrote here count and go: a checkpoint-N folder the manifest does not
+  // list is someone else's.
+  const auto ours = manifest_entries(output_dir);
+  all.erase(std::remove_if(all.begin(), all.end(), [&](const auto& ck) { return !ours.count(ck.second.filename().string()); }),
+            all.end());
   // HF's _sorted_checkpoints: the best checkpoint moves next to the latest and so is kept (with a
   // limit of 1, the best and the latest both stay).
   if (!best.empty() && all.size() > 1) {
@@ -69,7 +74,7 @@ void rotate_checkpoints(const fs::path& output_dir, int64_t keep, const fs::path
   }
 }
 
-StartPlan plan_start(const config::OutputArgs& out) {
+StartPlan plan_start(const config::OutputArgs& out, const std::vector<std::pair<std::string, fs::path>>& inputs) {
   const fs::path dir = out.output_dir;
   StartPlan plan;
   if (!out.resume_from_checkpoint.empty() && out.resume_from_checkpoint != "false") {
@@ -82,11 +87,14 @@ StartPlan plan_start(const config::OutputArgs& out) {
       if (!fs::exists(plan.resume_from / "trainer_state.json"))
         config_error("resume_from_checkpoint '{}' is not a complete checkpoint (no trainer_state.json)", plan.resume_from.string());
     }
+    // Resuming into output_dir writes gym's names there: a foreign file under one would be lost.
+    check_no_foreign_outputs(dir, "resume_from_checkpoint");
     remove_temporaries(dir);   // half-written files and folders of the interrupted run
     plan.fresh = false;
     return plan;
   }
   if (out.overwrite_output_dir) {
+    check_inputs_survive(dir, inputs);
     const auto removed = clear_previous_outputs(dir);
     if (!removed.empty())
       spdlog::info("overwrite_output_dir: removed {} earlier output(s) of gym in {} ({}{})", removed.size(), dir.string(),
@@ -94,6 +102,7 @@ StartPlan plan_start(const config::OutputArgs& out) {
     return plan;
   }
   if (auto latest = latest_checkpoint(dir)) {
+    check_no_foreign_outputs(dir, "resuming");
     remove_temporaries(dir);   // half-written files and folders of the interrupted run
     spdlog::info("output_dir {} has checkpoints: resuming from {} (set overwrite_output_dir: true to start afresh)",
                  dir.string(), latest->string());
@@ -106,6 +115,7 @@ StartPlan plan_start(const config::OutputArgs& out) {
                  "then removes only its own earlier outputs) or choose another output_dir",
                  dir.string());
   // Only gym's own files of a run that stopped before its first checkpoint: start again.
+  check_inputs_survive(dir, inputs);
   const auto removed = clear_previous_outputs(dir);
   if (!removed.empty())
     spdlog::info("output_dir {} holds no checkpoint, only outputs of an earlier gym run that stopped early: starting afresh",

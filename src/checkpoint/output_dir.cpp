@@ -4,40 +4,46 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "gym/core/error.h"
 #include "gym/core/fs.h"
+#include "gym/core/json.h"
 
 namespace gym::checkpoint {
 
 namespace {
 
-bool is_within(const fs::path& inner, const fs::path& outer) {
-  auto i = inner.begin(), o = outer.begin();
-  for (; o != outer.end(); ++o, ++i) {
-    if (o->empty()) continue;   // trailing separator
-    if (i == inner.end() || *i != *o) return false;
-  }
-  return true;
-}
-
-bool gym_bookkeeping(const std::string& name) {
-  return name == kManifestName || name == kLockName || name.find(".tmp.") != std::string::npos;
-}
-
 // Names gym writes at the top of output_dir: a foreign file with one of them would be overwritten.
 bool gym_output_name(const std::string& n) {
   static const std::set<std::string> names = {
       "trainer_log.jsonl", "trainer_state.json", "all_results.json", "train_results.json", "eval_results.json", "gym_config.yaml",
-      "adapter_model.safetensors", "adapter_config.json", "model.safetensors", "model.safetensors.index.json", "config.json",
-      "generation_config.json", "tokenizer.json", "tokenizer_config.json", "runs", "completions.jsonl", "report.html"};
+      "generated_predictions.jsonl", "predict_results.json", "adapter_model.safetensors", "adapter_config.json",
+      "model.safetensors", "model.safetensors.index.json", "config.json", "generation_config.json", "tokenizer.json",
+      "tokenizer_config.json", "runs", "completions.jsonl", "report.html"};
   if (names.count(n)) return true;
   if (n.rfind("checkpoint-", 0) == 0 || n.rfind("training_", 0) == 0) return true;
+  if (n.rfind("model-", 0) == 0 && n.size() > 12 && n.compare(n.size() - 12, 12, ".safetensors") == 0) return true;   // shards
   return false;
 }
+
+// A temporary of gym's own atomic writes: "<a name gym writes>.tmp[.old|.rm].<pid>". Anything else
+// with ".tmp." in its name is the user's and is neither removed nor taken for gym's.
+bool gym_temporary(const std::string& n) {
+  const auto pos = n.find(".tmp.");
+  if (pos == std::string::npos || pos == 0) return false;
+  std::string pid = n.substr(pos + 5);
+  for (const char* kind : {"old.", "rm."})
+    if (pid.rfind(kind, 0) == 0) pid = pid.substr(std::strlen(kind));
+  if (pid.empty() || pid.size() > 10 || !std::all_of(pid.begin(), pid.end(), [](char c) { return c >= '0' && c <= '9'; })) return false;
+  const std::string base = n.substr(0, pos);
+  return gym_output_name(base) || base == kManifestName;
+}
+
+bool gym_bookkeeping(const std::string& name) { return name == kManifestName || name == kLockName || gym_temporary(name); }
 
 std::string host_name() {
   char buf[256] = {0};
@@ -52,7 +58,7 @@ void check_not_inside_inputs(const fs::path& output_dir, const std::vector<std::
   for (const auto& [key, path] : inputs) {
     if (path.empty() || !fs::exists(path)) continue;
     const auto in = fs::weakly_canonical(fs::absolute(path));
-    if (is_within(out, in))
+    if (path_within(out, in))
       config_error("output_dir '{}' {} {} '{}': gym would write into a folder it reads; choose another output_dir",
                    output_dir.string(), out == in ? "is" : "lies inside", key, path.string());
   }
@@ -64,7 +70,9 @@ void lock_output_dir(const fs::path& output_dir) {
   fs::create_directories(output_dir, ec);
   if (ec) config_error("output_dir '{}': cannot create it: {}", output_dir.string(), ec.message());
   const auto path = output_dir / kLockName;
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  // O_NOFOLLOW: a symlink planted there would have its target truncated and overwritten.
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd < 0 && errno == ELOOP) config_error("{}: the lock file is a symbolic link; gym writes only its own file there", path.string());
   if (fd < 0) config_error("{}: cannot open the lock file: {}", path.string(), std::strerror(errno));
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     std::string holder;
@@ -94,7 +102,7 @@ std::set<std::string> manifest_entries(const fs::path& output_dir) {
   const auto path = output_dir / kManifestName;
   std::set<std::string> out;
   if (!fs::exists(path)) return out;
-  auto j = nlohmann::json::parse(read_file(path), nullptr, false);
+  auto j = parse_json(read_file(path), false);
   if (j.is_discarded() || !j.is_object() || !j.contains("entries") || !j["entries"].is_array())
     config_error("{}: not a gym manifest (invalid JSON or no \"entries\" list); remove it only if gym wrote it", path.string());
   for (const auto& e : j["entries"]) {
@@ -124,18 +132,36 @@ std::vector<std::string> foreign_entries(const fs::path& output_dir) {
   return out;
 }
 
-std::vector<std::string> clear_previous_outputs(const fs::path& output_dir) {
+void check_no_foreign_outputs(const fs::path& output_dir, const char* why) {
   std::vector<std::string> foreign;   // only those gym would overwrite block; the others stay untouched
   for (const auto& n : foreign_entries(output_dir))
     if (gym_output_name(n)) foreign.push_back(n);
-  if (!foreign.empty()) {
-    std::string list;
-    for (size_t i = 0; i < foreign.size() && i < 8; ++i) list += (i ? ", " : "") + foreign[i];
-    if (foreign.size() > 8) list += ", ... (" + std::to_string(foreign.size()) + " in all)";
-    config_error("overwrite_output_dir: output_dir '{}' holds files gym did not write ({}); gym removes only its own outputs — "
-                 "choose an empty or new output_dir",
-                 output_dir.string(), list);
+  if (foreign.empty()) return;
+  std::string list;
+  for (size_t i = 0; i < foreign.size() && i < 8; ++i) list += (i ? ", " : "") + foreign[i];
+  if (foreign.size() > 8) list += ", ... (" + std::to_string(foreign.size()) + " in all)";
+  config_error("{}: output_dir '{}' holds files gym did not write ({}) under names gym writes; choose an empty or new output_dir",
+               why, output_dir.string(), list);
+}
+
+void check_inputs_survive(const fs::path& output_dir, const std::vector<std::pair<std::string, fs::path>>& inputs) {
+  const auto ours = manifest_entries(output_dir);
+  const auto out = fs::weakly_canonical(fs::absolute(output_dir));
+  for (const auto& [key, path] : inputs) {
+    std::error_code ec;
+    if (path.empty() || !fs::exists(path, ec)) continue;
+    const auto in = fs::weakly_canonical(fs::absolute(path));
+    if (in == out || !path_within(in, out)) continue;
+    const auto top = in.lexically_relative(out).begin()->string();
+    if (ours.count(top))
+      config_error("{} '{}' lies in output_dir's '{}', an earlier output that this run would remove first; copy it elsewhere "
+                   "or choose another output_dir",
+                   key, path.string(), top);
   }
+}
+
+std::vector<std::string> clear_previous_outputs(const fs::path& output_dir) {
+  check_no_foreign_outputs(output_dir, "overwrite_output_dir");
   std::vector<std::string> removed;
   for (const auto& n : manifest_entries(output_dir)) {
     std::error_code ec;
@@ -152,7 +178,7 @@ std::vector<std::string> clear_previous_outputs(const fs::path& output_dir) {
 
 void remove_temporaries(const fs::path& output_dir) {
   for (const auto& n : entry_names(output_dir)) {
-    if (n.find(".tmp.") == std::string::npos) continue;
+    if (!gym_temporary(n)) continue;
     std::error_code ec;
     fs::remove_all(output_dir / n, ec);
     if (ec) runtime_error("cannot remove '{}' (left by an interrupted write): {}", (output_dir / n).string(), ec.message());
@@ -163,7 +189,7 @@ bool holds_finished_run(const fs::path& output_dir) {
   const auto path = output_dir / "trainer_state.json";
   std::error_code ec;
   if (!fs::exists(path, ec)) return false;
-  auto j = nlohmann::json::parse(read_file(path), nullptr, false);
+  auto j = parse_json(read_file(path), false);
   return !j.is_discarded() && j.is_object() && j.contains("gym_finished") && j["gym_finished"].is_boolean() && j["gym_finished"].get<bool>();
 }
 

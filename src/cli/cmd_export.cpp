@@ -25,10 +25,12 @@ void add_export_command(CLI::App& app) {
   cmd->callback([a] {
     const auto base_dir = io::resolve_model_dir(a->model);
     if (a->adapter.empty() && a->quantize.empty()) config_error("gym export needs --adapter (to merge) or --quantize nf4");
+    const std::vector<std::pair<std::string, std::filesystem::path>> inputs = {{"--model", base_dir}, {"--adapter", a->adapter}};
+    check_whole_folder_target(a->out, inputs);   // before the load: a refusal costs nothing
     auto m = load_model_for_cli(a->model, a->adapter);
     if (!a->adapter.empty()) lora::merge(*m);
     const auto dtype = a->dtype == "bfloat16" ? torch::kBFloat16 : torch::kFloat32;
-    write_dir_atomic(a->out, [&](const std::filesystem::path& tmp) {
+    write_whole_folder(a->out, inputs, [&](const std::filesystem::path& tmp) {
       // Tensors that are not the text model's (MTP, audio/vision towers, talker) pass through unchanged.
       if (a->quantize.empty()) model::save_model(*m, tmp, dtype, base_dir);
       else model::save_model_bnb4(*m, tmp, dtype, base_dir);

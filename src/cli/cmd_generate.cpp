@@ -1,11 +1,14 @@
 // gym generate --model DIR [--adapter DIR] (--prompt TEXT | --input FILE.jsonl) [--config inference.yaml]
 #include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "cli/commands.h"
 #include "cli/model_args.h"
 #include "gym/config/config.h"
 #include "gym/core/error.h"
+#include "gym/core/fs.h"
+#include "gym/core/json.h"
 #include "gym/io/hf_dir.h"
 #include "gym/model/generate.h"
 #include "gym/tokenizer/chat_template.h"
@@ -27,7 +30,7 @@ void add_generate_command(CLI::App& app) {
   auto a = std::make_shared<GenArgs>();
   auto* cmd = app.add_subcommand("generate", "Sample completions with the KV cache");
   cmd->add_option("--model", a->model, "Model folder or hub id (default: model_name_or_path of --config)");
-  cmd->add_option("--adapter", a->adapter, "PEFT LoRA adapter folder (default: adapter_name_or_path of --config)");
+  cmd->add_option("--adapter", a->adapter, "PEFT LoRA adapter folder (default: adapter_name_or_path of --config, unless --model names another model)");
   cmd->add_option("--config", a->config, "A preset's inference.yaml (template, sampling settings)");
   cmd->add_option("--prompt", a->prompt, "A user message (rendered with the chat template)");
   cmd->add_option("--input", a->input, "JSON lines: {\"input_ids\": [...]} or {\"prompt\": \"...\"}");
@@ -44,7 +47,9 @@ void add_generate_command(CLI::App& app) {
     if (!a->config.empty()) cfg = config::load_config(a->config, {}).config;
     const std::string model_name = a->model.empty() ? cfg.model.model_name_or_path : a->model;
     if (model_name.empty()) config_error("gym generate needs --model (or a --config with model_name_or_path)");
-    const std::string adapter = !a->adapter.empty() ? a->adapter : (a->model.empty() ? cfg.model.adapter_name_or_path : "");
+    // The config's adapter belongs to the config's model: used unless --model names another one.
+    const bool config_model = a->model.empty() || a->model == cfg.model.model_name_or_path;
+    const std::string adapter = !a->adapter.empty() ? a->adapter : (config_model ? cfg.model.adapter_name_or_path : "");
     auto m = load_model_for_cli(model_name, adapter);
     const auto dir = io::resolve_model_dir(model_name);
     std::optional<tokenizer::Tokenizer> tok;
@@ -90,12 +95,11 @@ void add_generate_command(CLI::App& app) {
     };
     if (!a->prompt.empty()) return run(render(a->prompt));
     if (a->input.empty()) config_error("gym generate needs --prompt or --input");
-    std::ifstream in(a->input);
-    if (!in) config_error("cannot read --input '{}'", a->input);
+    std::istringstream in(read_file(a->input));   // a regular file (never a FIFO or a folder)
     std::string line;
     for (int n = 1; std::getline(in, line); ++n) {
       if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-      auto j = nlohmann::json::parse(line, nullptr, false);
+      auto j = parse_json(line, false);
       if (j.is_discarded() || !j.is_object()) config_error("{}:{}: invalid JSON line", a->input, n);
       if (j.contains("input_ids")) {
         if (!j["input_ids"].is_array()) config_error("{}:{}: \"input_ids\" must be a list of integers", a->input, n);

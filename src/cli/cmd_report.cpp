@@ -26,7 +26,7 @@ void add_report_command(CLI::App& app) {
     const std::string html = metrics::render_report_html(dir, checkpoint::list_checkpoints(dir));
     // Inside output_dir the file is gym's: recorded in the manifest (overwrite_output_dir removes it),
     // and a report.html gym did not write is never replaced.
-    const bool inside = fs::weakly_canonical(out.parent_path()) == fs::weakly_canonical(dir);
+    const bool inside = fs::weakly_canonical(fs::absolute(out).parent_path()) == fs::weakly_canonical(fs::absolute(dir));   // "report.html" too
     if (inside) {
       const auto mine = checkpoint::manifest_entries(dir);
       if (fs::exists(out) && !mine.count(out.filename().string()))

@@ -5,6 +5,7 @@
 #include "cli/model_args.h"
 #include "gym/core/error.h"
 #include "gym/core/fs.h"
+#include "gym/core/json.h"
 #include "gym/model/score.h"
 
 namespace gym::cli {
@@ -40,7 +41,7 @@ void add_score_command(CLI::App& app) {
   cmd->callback([a] {
     nlohmann::json in;
     try {
-      in = nlohmann::json::parse(read_file(a->input));
+      in = parse_json(read_file(a->input));
     } catch (const nlohmann::json::exception& e) {   // parse_error, and out_of_range for a number like 1e999
       config_error("{}: invalid JSON: {}", a->input, e.what());
     }

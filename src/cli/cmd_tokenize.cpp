@@ -3,9 +3,12 @@
 // "tools"?, "add_generation_prompt"?, "enable_thinking"?} → {"text", "ids"} as apply_chat_template renders it.
 #include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "cli/commands.h"
 #include "gym/core/error.h"
+#include "gym/core/fs.h"
+#include "gym/core/json.h"
 #include "gym/io/hf_dir.h"
 #include "gym/tokenizer/chat_template.h"
 #include "gym/tokenizer/tokenizer.h"
@@ -101,19 +104,18 @@ void add_tokenize_command(CLI::App& app) {
     if (a->text.empty() && a->input.empty()) config_error("gym tokenize needs --text or --input");
     const auto tok = tokenizer::Tokenizer::from_dir(io::resolve_model_dir(a->model));
     if (!a->input.empty()) {
-      std::ifstream in(a->input);
-      if (!in) config_error("cannot read --input '{}'", a->input);
+      std::istringstream in(read_file(a->input));   // a regular file (never a FIFO or a folder)
       std::string line;
       for (int n = 1; std::getline(in, line); ++n) {
         if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
         const std::string where = fmt::format("{}:{}", a->input, n);
         if (a->chat) {
-          auto row = nlohmann::ordered_json::parse(line, nullptr, false);
+          auto row = parse_json<nlohmann::ordered_json>(line, false);
           if (row.is_discarded()) config_error("{}: invalid JSON", where);
           std::cout << render_row(tok, row, *a, where).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
           continue;
         }
-        auto j = nlohmann::json::parse(line, nullptr, false);
+        auto j = parse_json(line, false);
         if (j.is_discarded()) config_error("{}: invalid JSON", where);
         std::cout << process(tok, j, *a, where).dump() << "\n";
       }
@@ -121,7 +123,7 @@ void add_tokenize_command(CLI::App& app) {
     }
     nlohmann::json item = a->text;
     if (a->decode) {
-      item = nlohmann::json::parse(a->text, nullptr, false);
+      item = parse_json(a->text, false);
       if (item.is_discarded()) config_error("--text with --decode must be a JSON list of ids");
     }
     std::cout << process(tok, item, *a, "--text").dump() << "\n";

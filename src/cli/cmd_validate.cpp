@@ -10,6 +10,7 @@
 #include "gym/model/config.h"
 #include "gym/core/error.h"
 #include "gym/core/fs.h"
+#include "gym/core/json.h"
 #include "gym/dist/env.h"
 #include "gym/dist/launcher.h"
 #include "gym/recipes/memory.h"
@@ -57,7 +58,7 @@ std::string memory_summary(const config::TrainConfig& c) {
     for (const auto& e : std::filesystem::directory_iterator(source_dir() / "models")) {
       const auto path = e.path() / "config.json";
       if (!std::filesystem::exists(path)) continue;
-      const auto j = nlohmann::json::parse(read_file(path), nullptr, false);
+      const auto j = parse_json(read_file(path), false);
       if (!j.is_discarded() && j.value("_name_or_path", "") == c.model.model_name_or_path) {
         return "# memory estimate from " + path.string() + "\n" + recipes::estimate_memory(c, model::parse_arch_config(j, path.string()), dist::config_world_size()).table();
       }

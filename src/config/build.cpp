@@ -113,6 +113,8 @@ TrainConfig build_config(Values& v, std::vector<std::string>& warnings) {
   if (v.get_int("max_steps") <= 0 && v.get_float("num_train_epochs") <= 0)
     config_error("{}: num_train_epochs must be positive when max_steps is not set", where(v, "num_train_epochs"));
   if (v.get_bool("bf16") && v.get_bool("fp16")) config_error("{}: bf16 and fp16 cannot both be true", where(v, "fp16"));
+  // float16 needs dynamic loss scaling, which gym does not implement (on any device).
+  if (v.get_bool("fp16")) config_error("{}: fp16 is not supported (no loss scaling); use bf16: true or float32", where(v, "fp16"));
   if (!std::regex_match(v.get_string("device"), std::regex("auto|cpu|cuda|cuda:[0-9]{1,3}")))
     config_error("{}: device must be auto, cpu, cuda or cuda:N, got '{}'", where(v, "device"), v.get_string("device"));
   if (v.get_bool("use_dora")) config_error("{}: use_dora is not supported (gym trains plain LoRA)", where(v, "use_dora"));
@@ -322,7 +324,7 @@ TrainConfig build_config(Values& v, std::vector<std::string>& warnings) {
   t.device = v.get_string("device");
   t.gradient_checkpointing = v.get_bool("gradient_checkpointing");
   t.seed = v.get_int("seed");
-  t.router_aux_loss_coef = v.get_float("router_aux_loss_coef");
+  if (!v.is_null("router_aux_loss_coef")) t.router_aux_loss_coef = v.get_float("router_aux_loss_coef");
   t.router_aux_loss_scope = v.get_string("router_aux_loss_scope");
   t.max_nonfinite_steps = v.get_int("max_nonfinite_steps");
   t.max_new_tokens = v.get_int("max_new_tokens");

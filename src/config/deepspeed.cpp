@@ -10,6 +10,7 @@
 #include "gym/core/error.h"
 #include "gym/dist/env.h"
 #include "gym/core/fs.h"
+#include "gym/core/json.h"
 
 namespace gym::config {
 
@@ -28,7 +29,7 @@ int64_t apply_deepspeed(const std::string& path, Values& values, std::vector<std
   if (!std::filesystem::exists(path)) config_error("deepspeed config '{}' does not exist", path);
   nlohmann::json ds;
   try {
-    ds = nlohmann::json::parse(read_file(path));
+    ds = parse_json(read_file(path));
   } catch (const nlohmann::json::exception& e) {   // parse_error, and out_of_range for a number like 1e999
     config_error("deepspeed config '{}': invalid JSON: {}", path, e.what());
   }

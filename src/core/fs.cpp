@@ -1,14 +1,18 @@
 #include "gym/core/fs.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+
+#include <fmt/format.h>
 
 #include "gym/core/error.h"
 
@@ -90,6 +94,58 @@ void write_file_atomic_stream(const fs::path& path, const std::function<void(con
     ::unlink(tmp.c_str());
     runtime_error("cannot write file '{}': {} (rename)", path.string(), std::strerror(err));
   }
+}
+
+void remove_stale_dir_temporaries(const fs::path& dir) {
+  std::error_code ec;
+  const auto parent = dir.has_parent_path() ? dir.parent_path() : fs::path(".");
+  const std::string prefix = dir.filename().string() + ".tmp.";
+  for (const auto& e : fs::directory_iterator(parent, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(prefix, 0) != 0) continue;
+    std::string pid = name.substr(prefix.size());
+    if (pid.rfind("old.", 0) == 0) pid = pid.substr(4);
+    if (pid.empty() || pid.size() > 10 || !std::all_of(pid.begin(), pid.end(), [](char c) { return c >= '0' && c <= '9'; })) continue;
+    const long n = std::stol(pid);
+    if (n == ::getpid() || ::kill(static_cast<pid_t>(n), 0) == 0 || errno != ESRCH) continue;   // a live writer's
+    std::error_code rm;
+    fs::remove_all(e.path(), rm);
+  }
+}
+
+bool path_within(const fs::path& inner, const fs::path& outer) {
+  auto i = inner.begin(), o = outer.begin();
+  for (; o != outer.end(); ++o, ++i) {
+    if (o->empty()) continue;   // trailing separator
+    if (i == inner.end() || *i != *o) return false;
+  }
+  return true;
+}
+
+void check_whole_folder_target(const fs::path& dir, const std::vector<std::pair<std::string, fs::path>>& inputs) {
+  std::error_code ec;
+  const auto out = fs::weakly_canonical(fs::absolute(dir), ec);
+  for (const auto& [option, path] : inputs) {
+    if (path.empty() || !fs::exists(path, ec)) continue;
+    const auto in = fs::weakly_canonical(fs::absolute(path), ec);
+    // Replacing `dir` deletes it and what it holds (a new folder inside an input deletes nothing).
+    if (path_within(in, out))
+      config_error("'{}' {} {} '{}': gym would replace a folder it reads; choose another output folder", dir.string(),
+                   out == in ? "is" : "contains", option, path.string());
+  }
+  if (!fs::exists(fs::symlink_status(dir, ec))) return;
+  if (!fs::is_directory(dir, ec)) config_error("'{}' exists and is not a folder; choose another output folder", dir.string());
+  if (fs::exists(dir / kWholeFolderMarker, ec)) return;   // a folder an earlier export / create-model wrote
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir, ec)) names.push_back(e.path().filename().string());
+  if (ec) runtime_error("cannot list folder '{}': {}", dir.string(), ec.message());
+  if (names.empty()) return;
+  std::sort(names.begin(), names.end());
+  std::string shown;
+  for (size_t i = 0; i < names.size() && i < 3; ++i) shown += (i ? ", " : "") + names[i];
+  if (names.size() > 3) shown += fmt::format(", ... ({} entries)", names.size());
+  config_error("'{}' already holds files gym did not write ({}): gym replaces only a folder it wrote whole; choose a new folder or empty this one",
+               dir.string(), shown);
 }
 
 void fs_error(const char* what, const fs::path& path, const std::error_code& ec) {

@@ -117,7 +117,7 @@ Conversation parse_messages(const nlohmann::json& row, const DatasetSpec& s, boo
       throw BadRow(fmt::format("wrong role order: message {} is '{}'", i, role));
     ChatMessage m = message(is_user ? (role == t.at("observation_tag") ? "tool" : "user") : "assistant", content_of(msgs[i]));
     if (msgs[i].contains("tool_calls") && msgs[i]["tool_calls"].is_array())
-      m.tool_calls = nlohmann::ordered_json::parse(msgs[i]["tool_calls"].dump());
+      m.tool_calls = parse_json<nlohmann::ordered_json>(msgs[i]["tool_calls"].dump());
     conv.turns.push_back(std::move(m));
   }
   const size_t n = conv.turns.size();
@@ -132,8 +132,8 @@ Conversation parse_messages(const nlohmann::json& row, const DatasetSpec& s, boo
   const std::string tcol = s.columns.count("tools") ? s.columns.at("tools") : "";
   if (!tcol.empty() && row.contains(tcol)) {
     const auto& tools = row[tcol];
-    auto parsed = tools.is_string() ? nlohmann::ordered_json::parse(tools.get<std::string>(), nullptr, false)
-                                    : nlohmann::ordered_json::parse(tools.dump());
+    auto parsed = tools.is_string() ? parse_json<nlohmann::ordered_json>(tools.get<std::string>(), false)
+                                    : parse_json<nlohmann::ordered_json>(tools.dump());
     if (parsed.is_array()) conv.tools = parsed;
   }
   for (auto it = row.begin(); it != row.end(); ++it)
@@ -192,13 +192,13 @@ static std::vector<Conversation> read_rows(const DatasetSpec& spec_in, bool prom
         const std::string l = text.substr(pos, nl - pos);
         pos = nl + 1;
         if (l.find_first_not_of(" \t\r") == std::string::npos) continue;
-        auto j = nlohmann::json::parse(l, nullptr, false);
+        auto j = parse_json(l, false);
         const std::string where = fmt::format("{}:{}", file.string(), line);
         if (j.is_discarded() || !j.is_object()) bad.push_back(fmt::format("line {} (invalid JSON)", line));
         else rows.emplace_back(where, std::move(j));
       }
     } else {
-      auto j = nlohmann::json::parse(text, nullptr, false);
+      auto j = parse_json(text, false);
       if (j.is_discarded() || !j.is_array()) config_error("{}: expected a JSON array of rows (or use .jsonl)", file.string());
       for (size_t i = 0; i < j.size(); ++i) {
         if (!j[i].is_object()) bad.push_back(fmt::format("row {} (not an object)", i + 1));

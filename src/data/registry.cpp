@@ -59,7 +59,7 @@ static DatasetSpec resolve(const std::string& name, const fs::path& dataset_dir)
     config_error("dataset '{}': no dataset_info.json in dataset_dir '{}' and no such .json/.jsonl/.csv/.tsv file", name, dataset_dir.string());
   nlohmann::json info;
   try {
-    info = nlohmann::json::parse(read_file(info_path));
+    info = parse_json(read_file(info_path));
   } catch (const nlohmann::json::exception& e) {   // parse_error, and out_of_range for a number like 1e999
     config_error("{}: invalid JSON: {}", info_path.string(), e.what());
   }

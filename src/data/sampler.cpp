@@ -40,9 +40,16 @@ double BatchSampler::epoch() const {
 
 nlohmann::json BatchSampler::state() const { return {{"epoch", epoch_}, {"position", position_}, {"seed", seed_}}; }
 
-void BatchSampler::restore(const nlohmann::json& s) {
-  epoch_ = s.at("epoch").get<int64_t>();
-  position_ = s.at("position").get<int64_t>();
+void BatchSampler::restore(const nlohmann::json& s, const std::string& where) {
+  if (!s.is_object()) config_error("{}: gym_data_state is missing or not an object (not a checkpoint gym wrote)", where);
+  const auto field = [&](const char* key, int64_t max) {
+    if (!s.contains(key) || !s[key].is_number_integer() || s[key].get<int64_t>() < 0 || s[key].get<int64_t>() > max)
+      config_error("{}: gym_data_state.{} must be an integer in [0, {}], got {}", where, key, max,
+                   s.contains(key) ? s[key].dump() : std::string("nothing"));
+    return s[key].get<int64_t>();
+  };
+  epoch_ = field("epoch", int64_t{1} << 40);
+  position_ = field("position", static_cast<int64_t>(order_.size()));   // more than the data set: another data set's checkpoint
   shuffle_epoch();
 }
 

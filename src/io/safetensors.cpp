@@ -94,7 +94,7 @@ SafeTensorsFile::SafeTensorsFile(const std::filesystem::path& path) : path_(path
     if (header.empty() || header[0] != '{') config_error("{}: the header is not a JSON object", p);
     nlohmann::json j;
     try {
-      j = nlohmann::json::parse(header);
+      j = parse_json(header);
     } catch (const nlohmann::json::exception& e) {   // parse_error, and out_of_range for a number like 1e999
       config_error("{}: invalid JSON header: {}", p, e.what());
     }
@@ -219,7 +219,7 @@ CheckpointTensors::CheckpointTensors(const std::filesystem::path& model_dir) {
   if (std::filesystem::exists(index)) {
     nlohmann::json j;
     try {
-      j = nlohmann::json::parse(read_file(index));
+      j = parse_json(read_file(index));
     } catch (const nlohmann::json::exception& e) {   // parse_error, and out_of_range for a number like 1e999
       config_error("{}: invalid JSON: {}", index.string(), e.what());
     }

@@ -6,6 +6,7 @@
 
 #include "gym/core/error.h"
 #include "gym/core/fs.h"
+#include "gym/core/json.h"
 #include "gym/io/safetensors.h"
 #include "gym/lora/targets.h"
 #include "gym/nn/linear.h"
@@ -78,7 +79,7 @@ config::LoraArgs load_adapter(torch::nn::Module& root, const std::filesystem::pa
   if (!std::filesystem::exists(cfg_path)) config_error("adapter folder '{}' has no adapter_config.json", dir.string());
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(read_file(cfg_path));
+    j = parse_json(read_file(cfg_path));
   } catch (const nlohmann::json::exception& e) {   // parse_error, and out_of_range for a number like 1e999
     config_error("{}: invalid JSON: {}", cfg_path.string(), e.what());
   }

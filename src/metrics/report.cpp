@@ -42,7 +42,7 @@ std::string script_json(const nlohmann::json& j) {
 
 nlohmann::json read_json_if(const fs::path& file) {
   if (!fs::exists(file)) return nullptr;
-  return json_reader(file.string(), [&] { return nlohmann::json::parse(read_file(file)); });
+  return json_reader(file.string(), [&] { return parse_json(read_file(file)); });
 }
 
 uint64_t folder_bytes(const fs::path& dir) {

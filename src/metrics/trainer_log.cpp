@@ -12,6 +12,8 @@
 #include <ctime>
 
 #include "gym/core/error.h"
+#include "gym/core/fs.h"
+#include "gym/core/json.h"
 
 namespace gym::metrics {
 
@@ -25,7 +27,7 @@ std::vector<nlohmann::json> read_trainer_log(const std::filesystem::path& file, 
   std::vector<nlohmann::json> lines;
   std::ifstream in(file);
   for (std::string line; std::getline(in, line);) {
-    auto j = nlohmann::json::parse(line, nullptr, false);
+    auto j = parse_json(line, false);
     if (!j.is_object()) continue;
     const int64_t step = j.contains("current_steps") && j["current_steps"].is_number_integer() ? j["current_steps"].get<int64_t>() : 0;
     if (step <= up_to) lines.push_back(std::move(j));
@@ -39,10 +41,13 @@ TrainerLog::TrainerLog(const std::filesystem::path& output_dir, int64_t total_st
   std::filesystem::create_directories(output_dir);
   // Keep the lines up to the resumed step; later ones belong to the interrupted run.
   if (!fresh) history_ = read_trainer_log(path_, start_step);
-  out_.open(path_, std::ios::trunc);
+  // Rewritten atomically (a kill leaves the old log whole; a symlink there is replaced, its target
+  // never written), then appended to.
+  std::string kept;
+  for (const auto& j : history_) kept += j.dump() + "\n";
+  write_file_atomic(path_, kept);
+  out_.open(path_, std::ios::app);
   if (!out_) runtime_error("cannot write {}", path_.string());
-  for (const auto& j : history_) out_ << j.dump() << "\n";
-  out_.flush();
 }
 
 double TrainerLog::elapsed_seconds() const {

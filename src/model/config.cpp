@@ -2,6 +2,7 @@
 
 #include "gym/core/error.h"
 #include "gym/core/fs.h"
+#include "gym/core/json.h"
 #include "gym/model/family.h"
 
 namespace gym::model {
@@ -61,7 +62,7 @@ ArchConfig load_arch_config(const std::filesystem::path& model_dir) {
   if (!std::filesystem::exists(path)) config_error("model folder '{}' has no config.json", model_dir.string());
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(read_file(path));
+    j = parse_json(read_file(path));
   } catch (const nlohmann::json::exception& e) {   // parse_error, and out_of_range for a number like 1e999
     config_error("{}: invalid JSON: {}", path.string(), e.what());
   }

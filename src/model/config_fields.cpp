@@ -19,6 +19,9 @@ void read_decoder_fields(const nlohmann::json& j, ArchConfig& c, const std::stri
   c.vocab_size = required_int(j, "vocab_size", source);
   c.hidden_size = required_int(j, "hidden_size", source);
   c.num_hidden_layers = required_int(j, "num_hidden_layers", source);
+  // Checked here, before anything loops over the layers (the largest Qwen3 has 94).
+  if (c.num_hidden_layers <= 0 || c.num_hidden_layers > 4096)
+    config_error("{}: field 'num_hidden_layers' must lie in [1, 4096], got {}", source, c.num_hidden_layers);
   c.num_attention_heads = required_int(j, "num_attention_heads", source);
   c.intermediate_size = intermediate_required ? required_int(j, "intermediate_size", source)
                                               : optional_value<int64_t>(j, "intermediate_size", 0, source);
@@ -51,6 +54,8 @@ void read_decoder_fields(const nlohmann::json& j, ArchConfig& c, const std::stri
     if (c.rope_scaling.type != "default" && c.rope_scaling.type != "yarn")
       config_error("{}: rope_scaling type '{}' is not supported (default or yarn)", source, c.rope_scaling.type);
     c.rope_scaling.factor = optional_value<double>(r, "factor", 1.0, where);
+    if (c.rope_scaling.type == "yarn" && !(c.rope_scaling.factor >= 1.0 && c.rope_scaling.factor <= 1e6))
+      config_error("{}: field 'factor' must lie in [1, 1e6], got {}", where, c.rope_scaling.factor);
     c.rope_scaling.original_max_position_embeddings = optional_int(r, "original_max_position_embeddings");
     if (r.contains("attention_factor") && r["attention_factor"].is_number())
       c.rope_scaling.attention_factor = r["attention_factor"].get<double>();
@@ -71,6 +76,7 @@ void read_moe_fields(const nlohmann::json& j, ArchConfig& c, const std::string& 
   c.mlp_only_layers = optional_value<std::vector<int64_t>>(j, "mlp_only_layers", {}, source);
   c.router_aux_loss_coef = optional_value<double>(j, "router_aux_loss_coef", 0.001, source);
   c.output_router_logits = optional_value<bool>(j, "output_router_logits", false, source);
+  if (c.moe_intermediate_size <= 0) config_error("{}: field 'moe_intermediate_size' must be positive (got {})", source, c.moe_intermediate_size);
   if (c.num_experts_per_tok <= 0 || c.num_experts_per_tok > c.num_experts)
     config_error("{}: num_experts_per_tok {} must lie in [1, num_experts {}]", source, c.num_experts_per_tok, c.num_experts);
   if (c.decoder_sparse_step < 1) config_error("{}: decoder_sparse_step must be ≥ 1", source);

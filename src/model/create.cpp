@@ -15,7 +15,9 @@ void create_model(const std::string& arch, const std::string& preset, const std:
   const bool bytes = tokenizer == "bytes";
   if (!bytes && !std::filesystem::exists(std::filesystem::path(tokenizer) / "tokenizer.json"))
     config_error("--tokenizer '{}' is neither 'bytes' nor a folder with tokenizer.json", tokenizer);
-  write_dir_atomic(out, [&](const std::filesystem::path& tmp) {
+  std::vector<std::pair<std::string, std::filesystem::path>> inputs;
+  if (!bytes) inputs.emplace_back("--tokenizer", tokenizer);
+  write_whole_folder(out, inputs, [&](const std::filesystem::path& tmp) {
     if (bytes) tokenizer::write_bytes_tokenizer(tmp);
     else
       for (const char* f : {"tokenizer.json", "tokenizer_config.json"})

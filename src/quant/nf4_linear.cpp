@@ -1,5 +1,6 @@
 #include <cmath>
 #include "gym/core/error.h"
+#include "gym/core/json.h"
 #include "gym/quant/nf4.h"
 #include "quant/nf4_ops.h"
 #include "quant/tables.h"
@@ -37,7 +38,7 @@ Nf4Weight nf4_from_bnb_tensors(const std::string& p, const std::function<torch::
   }
   auto bytes = state.to(torch::kUInt8).contiguous();
   const std::string text(reinterpret_cast<const char*>(bytes.data_ptr<uint8_t>()), static_cast<size_t>(bytes.numel()));
-  auto j = nlohmann::json::parse(text, nullptr, false);
+  auto j = parse_json(text, false);
   if (j.is_discarded() || !j.is_object()) config_error("tensor '{}': quant_state is not JSON", p);
   // Every field typed and in range before any size is computed from it (a zero blocksize would
   // divide by zero, a huge shape would allocate without bound).

@@ -13,7 +13,9 @@ std::string gib(double b) { return fmt::format("{:.3f} GiB", b / (1024.0 * 1024 
 
 MemoryEstimate estimate_memory(const config::TrainConfig& c, const model::ArchConfig& a, int64_t world) {
   MemoryEstimate m;
-  const double dtype_bytes = c.training.bf16 ? 2 : (a.torch_dtype == "float32" ? 4 : 2);
+  // gym loads the weights in float32 unless bf16 is on, and a full fine-tune keeps them in float32
+  // even then (model_setup.cpp: they are the trained ones).
+  const double dtype_bytes = c.training.bf16 && c.lora.finetuning_type == "lora" ? 2 : 4;
   const double h = a.hidden_size, d = a.head_dim;
   struct Lin {
     std::string name;

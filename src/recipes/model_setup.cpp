@@ -1,9 +1,11 @@
 #include "gym/recipes/model_setup.h"
 
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include "gym/core/error.h"
 #include "gym/core/fs.h"
+#include "gym/core/json.h"
 #include "gym/io/hf_dir.h"
 #include "gym/io/safetensors.h"
 #include "gym/lora/adapter.h"
@@ -37,7 +39,12 @@ TrainModel setup_model(const config::TrainConfig& c, torch::Device device) {
   TrainModel tm;
   tm.model_dir = resolve_or_create_model(c.model);
   tm.base_name = c.model.model_name_or_path;
-  tm.dtype = c.training.bf16 ? torch::kBFloat16 : torch::kFloat32;
+  // bf16: the frozen base in bfloat16, adapters and optimizer in float32. A full fine-tune has no
+  // frozen base: every weight is trained, so all stay float32 (LLaMA-Factory's
+  // cast_trainable_params_to_fp32); AdamW steps on bfloat16 weights mostly round away.
+  tm.dtype = c.training.bf16 && c.lora.finetuning_type == "lora" ? torch::kBFloat16 : torch::kFloat32;
+  if (c.training.bf16 && c.lora.finetuning_type != "lora")
+    spdlog::info("bf16 with finetuning_type {}: the trained weights stay float32", c.lora.finetuning_type);
   tm.tokenizer = tokenizer::Tokenizer::from_dir(tm.model_dir);
   if (c.quant.bits == 4 && c.quant.type != "nf4") config_error("quantization_type '{}' is not supported yet (nf4)", c.quant.type);
   model::QuantLoad ql{c.quant.bits, c.quant.blocksize, c.quant.double_quantization};
@@ -90,7 +97,7 @@ void load_trained(TrainModel& tm, const fs::path& dir) {
     // The checkpoint's LoRA must be the run's: a different rank, alpha or scaling is never mixed in.
     const auto cfg_path = dir / "adapter_config.json";
     if (!fs::exists(cfg_path)) config_error("checkpoint '{}' has no adapter_config.json", dir.string());
-    auto j = nlohmann::json::parse(read_file(cfg_path), nullptr, false);
+    auto j = parse_json(read_file(cfg_path), false);
     if (j.is_discarded()) config_error("{}: invalid JSON", cfg_path.string());
     const auto saved = lora::lora_args_from_adapter_config(j, cfg_path.string());
     const auto& run = tm.lora_args;
@@ -101,11 +108,21 @@ void load_trained(TrainModel& tm, const fs::path& dir) {
     lora::load_adapter(*tm.model, dir, tm.model->config().weight_prefix);
     return;
   }
+  // A full fine-tune's checkpoint holds every trained parameter, in its shape: a missing or
+  // reshaped one would silently keep the base weight or be broadcast into it.
   io::CheckpointTensors tensors(dir);
   torch::NoGradGuard guard;
   for (auto& item : tm.model->named_parameters()) {
     const auto name = tm.model->checkpoint_name(item.key());
-    if (tensors.contains(name)) item.value().copy_(tensors.load(name).to(item.value().scalar_type()));
+    if (!tensors.contains(name)) {
+      if (item.value().requires_grad()) config_error("{}: the checkpoint has no tensor '{}', which this run trains", dir.string(), name);
+      continue;
+    }
+    auto t = tensors.load(name);
+    if (t.sizes() != item.value().sizes())
+      config_error("{}: tensor '{}' has shape [{}] but the model's is [{}]", dir.string(), name, fmt::join(t.sizes(), ", "),
+                   fmt::join(item.value().sizes(), ", "));
+    item.value().copy_(t.to(item.value().scalar_type()));
   }
 }
 

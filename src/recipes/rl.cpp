@@ -17,6 +17,7 @@
 #include "gym/checkpoint/output_dir.h"
 #include "gym/core/error.h"
 #include "gym/core/fs.h"
+#include "gym/core/json.h"
 #include "gym/data/dataset.h"
 #include "gym/data/sampler.h"
 #include "gym/lora/adapter.h"
@@ -77,7 +78,7 @@ void drop_completions_after(const std::filesystem::path& path, int64_t step) {
   std::istringstream in(read_file(path));
   std::string line, kept;
   while (std::getline(in, line)) {
-    const auto j = nlohmann::json::parse(line, nullptr, false);
+    const auto j = parse_json(line, false);
     if (!j.is_discarded() && j.is_object() && j.value("step", int64_t{0}) <= step) kept += line + "\n";
   }
   write_file_atomic(path, kept);
@@ -238,7 +239,7 @@ void run_rl(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
   RunState state;
   if (!resume_from.empty()) {
     state = load_checkpoint(resume_from, tm, opt, rank, world);
-    sampler.restore(state.data_state);
+    sampler.restore(state.data_state, (resume_from / "trainer_state.json").string());
   }
   if (rl.log_completions && ctx.is_main()) {
     checkpoint::record_outputs(c.output.output_dir, {completions_path.filename().string()});
@@ -397,7 +398,7 @@ void run_rl(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
     else pl.loss = pl.loss / static_cast<double>(world);   // per-rank means: the summed gradient is their mean (as DDP)
     if (aux.defined()) {   // MoE: router load balancing, as transformers adds it to the loss
       // per rank: the summed gradient is the mean over ranks; global: the ranks' shares sum to the global loss
-      pl.loss = pl.loss + c.training.router_aux_loss_coef * aux / static_cast<double>(accum * (global_balance ? 1 : world));
+      pl.loss = pl.loss + c.training.router_aux_loss_coef.value_or(tm.model->config().router_aux_loss_coef) * aux / static_cast<double>(accum * (global_balance ? 1 : world));
       step_metrics["aux_loss"] += aux.item<double>() / static_cast<double>(accum) * static_cast<double>(global_balance ? world : 1);
     }
     pl.loss.backward();

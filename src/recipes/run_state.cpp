@@ -70,11 +70,22 @@ fs::path prepare_output_dir(const config::ResolvedConfig& rc) {
   const fs::path out = c.output.output_dir;
   // Before anything in output_dir is touched: never write into a folder the run reads, never
   // share output_dir with another run.
-  checkpoint::check_not_inside_inputs(out, {{"model_name_or_path", c.model.model_name_or_path},
-                                            {"adapter_name_or_path", c.model.adapter_name_or_path},
-                                            {"dataset_dir", c.data.dataset_dir}});
+  const std::vector<std::pair<std::string, fs::path>> inputs = {{"model_name_or_path", c.model.model_name_or_path},
+                                                                {"adapter_name_or_path", c.model.adapter_name_or_path},
+                                                                {"dataset_dir", c.data.dataset_dir}};
+  checkpoint::check_not_inside_inputs(out, inputs);
+  std::error_code ec;
+  const bool dir_existed = fs::exists(out, ec), lock_existed = fs::exists(fs::symlink_status(out / checkpoint::kLockName, ec));
   checkpoint::lock_output_dir(out);
-  const auto plan = checkpoint::plan_start(c.output);
+  checkpoint::StartPlan plan;
+  try {
+    plan = checkpoint::plan_start(c.output, inputs);
+  } catch (...) {
+    // A refused start leaves no trace: neither a lock file in someone's folder nor a folder gym made.
+    if (!lock_existed) fs::remove(out / checkpoint::kLockName, ec);
+    if (!dir_existed) fs::remove(out, ec);   // only when empty
+    throw;
+  }
   checkpoint::record_outputs(out, {"gym_config.yaml", "trainer_log.jsonl"});
   write_file_atomic(out / "gym_config.yaml",
                     "# resolved by gym from " + (rc.files.empty() ? std::string("overrides") : rc.files.back().string()) + "\n" +
@@ -380,9 +391,12 @@ void attach_tensorboard(const config::TrainConfig& c, metrics::TrainerLog& log) 
   if (std::find(c.output.report_to.begin(), c.output.report_to.end(), "tensorboard") == c.output.report_to.end()) return;
   const fs::path out = c.output.output_dir;
   const fs::path dir = c.output.logging_dir.empty() ? metrics::default_logging_dir(out) : fs::path(c.output.logging_dir);
-  // The top-level entry of output_dir it lies in, so overwrite_output_dir removes it.
+  // The top-level entry of output_dir it lies in, recorded when gym creates it, so that
+  // overwrite_output_dir removes it; a folder that was there before is the user's and stays.
   const auto rel = fs::absolute(dir).lexically_normal().lexically_relative(fs::absolute(out).lexically_normal());
-  if (!rel.empty() && *rel.begin() != ".." && *rel.begin() != ".") checkpoint::record_outputs(out, {rel.begin()->string()});
+  std::error_code ec;
+  if (!rel.empty() && *rel.begin() != ".." && *rel.begin() != "." && !fs::exists(out / *rel.begin(), ec))
+    checkpoint::record_outputs(out, {rel.begin()->string()});
   log.enable_tensorboard(dir);
   spdlog::info("TensorBoard: {}", log.tensorboard()->path().string());
 }

@@ -2,6 +2,7 @@
 
 #include "gym/core/error.h"
 #include "gym/core/fs.h"
+#include "gym/core/json.h"
 #include "gym/recipes/run_state.h"
 
 namespace gym::recipes {
@@ -12,7 +13,7 @@ namespace gym::recipes {
 RunState read_run_state(const std::filesystem::path& state_path) {
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(read_file(state_path));
+    j = parse_json(read_file(state_path));
   } catch (const nlohmann::json::exception& e) {   // parse_error, and out_of_range for a number like 1e999
     config_error("{}: invalid JSON: {}", state_path.string(), e.what());
   }

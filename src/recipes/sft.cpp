@@ -91,7 +91,7 @@ void run_sft(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
   RunState state;
   if (!resume_from.empty()) {
     state = load_checkpoint(resume_from, tm, opt, rank, world);
-    sampler.restore(state.data_state);
+    sampler.restore(state.data_state, (resume_from / "trainer_state.json").string());
   }
   std::optional<metrics::TrainerLog> log;   // rank 0 alone writes to output_dir
   if (ctx.is_main()) log.emplace(c.output.output_dir, total_steps, resume_from.empty(), state.global_step);
@@ -133,7 +133,7 @@ void run_sft(const config::ResolvedConfig& rc, const dist::RunContext& ctx) {
       if (out.aux_loss.defined()) {
         // per rank (transformers' default): the gradient is the mean over ranks of each rank's loss;
         // global: each rank holds its share of the global batch's loss, so the sum is that loss
-        loss = loss + c.training.router_aux_loss_coef * out.aux_loss / static_cast<double>(accum * (global_balance ? 1 : world));
+        loss = loss + c.training.router_aux_loss_coef.value_or(tm.model->config().router_aux_loss_coef) * out.aux_loss / static_cast<double>(accum * (global_balance ? 1 : world));
         step_aux += out.aux_loss.item<double>() / static_cast<double>(accum);
       }
       loss.backward();

@@ -173,8 +173,8 @@ Tokenizer Tokenizer::from_dir(const std::filesystem::path& dir) {
   if (!std::filesystem::exists(tj)) config_error("model folder '{}' has no tokenizer.json", dir.string());
   nlohmann::json t, c = nlohmann::json::object();
   try {
-    t = nlohmann::json::parse(read_file(tj));
-    if (std::filesystem::exists(dir / "tokenizer_config.json")) c = nlohmann::json::parse(read_file(dir / "tokenizer_config.json"));
+    t = parse_json(read_file(tj));
+    if (std::filesystem::exists(dir / "tokenizer_config.json")) c = parse_json(read_file(dir / "tokenizer_config.json"));
   } catch (const nlohmann::json::exception& e) {   // parse_error, and out_of_range for a number like 1e999
     config_error("{}: invalid JSON: {}", dir.string(), e.what());
   }

@@ -33,7 +33,7 @@ struct StartPlan {
   bool fresh = true;
   fs::path resume_from;   // empty when fresh
 };
-StartPlan plan_start(const config::OutputArgs& out);
+StartPlan plan_start(const config::OutputArgs& out, const std::vector<std::pair<std::string, fs::path>>& inputs = {});
 
 // The step number of a checkpoint-N folder name (throws for other names).
 int64_t checkpoint_step(const fs::path& dir);

@@ -38,6 +38,14 @@ void write_recorded(const fs::path& output_dir, Write&& write);
 // Entries of output_dir that gym did not write (its own lock, manifest and temporary files aside).
 std::vector<std::string> foreign_entries(const fs::path& output_dir);
 
+// A config error (prefixed with `why`) when output_dir holds a foreign entry under a name gym
+// writes: the run would overwrite it.
+void check_no_foreign_outputs(const fs::path& output_dir, const char* why);
+
+// A config error when one of `inputs` (name → path) lies inside an entry of output_dir that gym
+// wrote earlier: clearing the earlier outputs would delete what the run is about to read.
+void check_inputs_survive(const fs::path& output_dir, const std::vector<std::pair<std::string, fs::path>>& inputs);
+
 // overwrite_output_dir: removes every manifest entry; a config error (nothing removed) when a
 // foreign entry has a name gym writes. Returns the names removed.
 std::vector<std::string> clear_previous_outputs(const fs::path& output_dir);
@@ -45,8 +53,8 @@ std::vector<std::string> clear_previous_outputs(const fs::path& output_dir);
 // True when output_dir holds the final outputs of a run that reached its last step.
 bool holds_finished_run(const fs::path& output_dir);
 
-// Removes the top-level "*.tmp.*" entries of output_dir: temporary files and folders of writes that
-// were interrupted (kill -9, a full disk). Call it holding the lock: no other writer is running.
+// Removes gym's temporaries at the top of output_dir ("<a name gym writes>.tmp[.old|.rm].<pid>"):
+// files and folders of writes that were interrupted (kill -9, a full disk). Call it holding the lock: no other writer is running.
 void remove_temporaries(const fs::path& output_dir);
 
 // Top-level names in a folder (empty when it does not exist).

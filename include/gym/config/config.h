@@ -101,7 +101,7 @@ struct TrainingArgs {
   bool fp16 = false;
   bool gradient_checkpointing = false;
   int64_t seed = 42;
-  double router_aux_loss_coef = 0.001;
+  std::optional<double> router_aux_loss_coef;   // unset: the model's config.json value
   std::string router_aux_loss_scope = "rank";  // rank | global (MoE balancing over all ranks' tokens)
   int64_t max_nonfinite_steps = 10;            // consecutive skipped steps before the run stops
   int64_t max_new_tokens = 512;                // inference (generate)

@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace gym {
 
@@ -26,6 +28,20 @@ void write_file_atomic_stream(const fs::path& path, const std::function<void(con
 // Writes a directory atomically: fill(tmp_dir) then rename tmp_dir → dir (replacing dir).
 template <typename Fill>
 void write_dir_atomic(const fs::path& dir, Fill&& fill);
+
+// A folder that a command writes whole (gym export, gym create-model): write_dir_atomic, plus the
+// marker file kWholeFolderMarker written last. gym never destroys what it did not write: an
+// existing `dir` is replaced only when it is empty or carries that marker; otherwise, and when
+// `dir` is or contains one of `inputs` (option → path; missing paths skipped), a config error names
+// it before anything is written or touched.
+inline constexpr const char* kWholeFolderMarker = ".gym_folder";
+template <typename Fill>
+void write_whole_folder(const fs::path& dir, const std::vector<std::pair<std::string, fs::path>>& inputs, Fill&& fill);
+// The checks of write_whole_folder alone.
+void check_whole_folder_target(const fs::path& dir, const std::vector<std::pair<std::string, fs::path>>& inputs);
+
+// True when `inner` is `outer` or lies inside it (both absolute and normalised).
+bool path_within(const fs::path& inner, const fs::path& outer);
 
 // The repository's source directory (where models/, configs/, data/ live) when run from a
 // build tree, else the current directory.

@@ -8,8 +8,15 @@ namespace gym {
 // A runtime error "<what> '<path>': <OS reason>" (the folder operations of write_dir_atomic).
 [[noreturn]] void fs_error(const char* what, const fs::path& path, const std::error_code& ec);
 
+// Removes "<dir>.tmp[.old].<pid>" folders that an earlier write of `dir` left when it was killed
+// (the pid no longer runs).
+void remove_stale_dir_temporaries(const fs::path& dir);
+
 template <typename Fill>
-void write_dir_atomic(const fs::path& dir, Fill&& fill) {
+void write_dir_atomic(const fs::path& dir_in, Fill&& fill) {
+  // "out/" names the folder "out": the temporaries are its siblings, never inside it.
+  const fs::path dir = dir_in.has_filename() ? dir_in : dir_in.parent_path();
+  remove_stale_dir_temporaries(dir);
   fs::path tmp = dir;
   tmp += ".tmp." + std::to_string(::getpid());
   std::error_code ec;
@@ -40,6 +47,15 @@ void write_dir_atomic(const fs::path& dir, Fill&& fill) {
     fs_error("cannot write folder", dir, err);
   }
   fs::remove_all(old, ec);
+}
+
+template <typename Fill>
+void write_whole_folder(const fs::path& dir, const std::vector<std::pair<std::string, fs::path>>& inputs, Fill&& fill) {
+  check_whole_folder_target(dir, inputs);
+  write_dir_atomic(dir, [&](const fs::path& tmp) {
+    fill(tmp);
+    write_file_atomic(tmp / kWholeFolderMarker, "written whole by gym: gym may replace this folder\n");
+  });
 }
 
 }  // namespace gym

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/types.h>
 
+#include <string>
 #include <vector>
 
 #include "gym/data/dataset.h"
@@ -17,7 +18,9 @@ class BatchSampler {
   double epoch() const;                             // fractional epochs consumed
   int64_t examples_per_epoch() const { return static_cast<int64_t>(order_.size()); }
   nlohmann::json state() const;
-  void restore(const nlohmann::json& state);
+  // A config error naming `where` (the trainer_state.json) when the state is not one state() wrote
+  // for a data set of this size.
+  void restore(const nlohmann::json& state, const std::string& where);
 
  private:
   void shuffle_epoch();
