@@ -62,6 +62,20 @@ TEST(Hardening, DeepJsonAndEndlessLayerCountsAreClearErrors) {
   auto c = nlohmann::json::parse(good);
   c["num_hidden_layers"] = 1000000000000LL;
   expect_error(c.dump(), "'num_hidden_layers' must lie in [1, 4096]");
+  c = nlohmann::json::parse(good);
+  c["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 0.0}};   // sampled NaN before
+  expect_error(c.dump(), "'factor' must lie in [1, 1e6]");
+  model::create_model("qwen3_moe", "tiny", d / "moe", "bytes", 0);
+  auto moe = nlohmann::json::parse(read_file(d / "moe" / "config.json"));
+  moe["moe_intermediate_size"] = -4;   // a LibTorch "negative dimension" error, exit 1, before
+  write_file_atomic(d / "moe" / "config.json", moe.dump());
+  try {
+    model::load_model(d / "moe");
+    ADD_FAILURE() << "loaded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.exit_code(), 2);
+    EXPECT_NE(std::string(e.what()).find("'moe_intermediate_size' must be positive"), std::string::npos) << e.what();
+  }
   // An extra field nested 300 000 deep parsed, then overflowed the stack when copied.
   const std::string deep = good.substr(0, good.rfind('}')) + ", \"x\": " + std::string(300000, '[') + std::string(300000, ']') + "}";
   expect_error(deep, "nested deeper than 512");

@@ -60,6 +60,26 @@ TEST(Schedule, MatchesHuggingFaceShapes) {
   EXPECT_EQ(recipes::warmup_steps_for(15, 0, 0.1), 2);  // ceil(1.5)
 }
 
+TEST(Optimizer, AnotherRunsOptimizerStateIsAConfigError) {
+  config::TrainingArgs args;
+  args.lr_scheduler_type = "constant";
+  auto a = torch::ones({8, 4}).requires_grad_();
+  recipes::Optimization opt({{"a.weight", a}}, args, 10);
+  (a * a).sum().backward();
+  ASSERT_TRUE(opt.step(0, 1.0).applied);
+  const auto dir = fresh_dir("optimizer_shapes");
+  opt.save(dir);
+  auto b = torch::ones({4, 4}).requires_grad_();   // a rank-4 run reading a rank-8 run's state
+  recipes::Optimization other({{"a.weight", b}}, args, 10);
+  try {
+    other.load(dir);
+    FAIL() << "loaded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.exit_code(), 2);
+    EXPECT_NE(std::string(e.what()).find("of shape [8, 4] for a parameter of shape [4, 4]"), std::string::npos) << e.what();
+  }
+}
+
 // PyTorch's AdamW skips a parameter whose .grad is None; gym unsets gradients after each step
 // (zero_grad(set_to_none=True), HF's choice) on every LibTorch, so a parameter without a gradient
 // in a step (an expert no token reached) neither moves on its momentum nor decays.

@@ -48,7 +48,10 @@ void add_score_command(CLI::App& app) {
     auto ids = int_matrix(in, "input_ids", a->input);
     auto mask = in.contains("attention_mask") ? int_matrix(in, "attention_mask", a->input) : torch::ones_like(ids);
     if (mask.sizes() != ids.sizes()) config_error("{}: attention_mask and input_ids differ in shape", a->input);
+    if (ids.numel() == 0) config_error("{}: input_ids holds no tokens", a->input);
     torch::Tensor pos = in.contains("position_ids") ? int_matrix(in, "position_ids", a->input) : torch::Tensor();
+    if (pos.defined() && pos.sizes() != ids.sizes()) config_error("{}: position_ids and input_ids differ in shape", a->input);
+    if (pos.defined() && pos.min().item<int64_t>() < 0) config_error("{}: position_ids must be non-negative", a->input);
     auto m = load_model_for_cli(a->model, a->adapter);
     if (ids.min().item<int64_t>() < 0 || ids.max().item<int64_t>() >= m->config().vocab_size)
       config_error("{}: input_ids must lie in [0, {})", a->input, m->config().vocab_size);

@@ -113,6 +113,9 @@ TrainConfig build_config(Values& v, std::vector<std::string>& warnings) {
   if (v.get_int("max_steps") <= 0 && v.get_float("num_train_epochs") <= 0)
     config_error("{}: num_train_epochs must be positive when max_steps is not set", where(v, "num_train_epochs"));
   if (v.get_bool("bf16") && v.get_bool("fp16")) config_error("{}: bf16 and fp16 cannot both be true", where(v, "fp16"));
+  for (const char* k : {"adam_beta1", "adam_beta2"})
+    if (!(v.get_float(k) >= 0 && v.get_float(k) < 1)) config_error("{}: {} must lie in [0, 1), got {}", where(v, k), k, v.get_float(k));
+  if (!(v.get_float("adam_epsilon") > 0)) config_error("{}: adam_epsilon must be positive", where(v, "adam_epsilon"));
   // float16 needs dynamic loss scaling, which gym does not implement (on any device).
   if (v.get_bool("fp16")) config_error("{}: fp16 is not supported (no loss scaling); use bf16: true or float32", where(v, "fp16"));
   if (!std::regex_match(v.get_string("device"), std::regex("auto|cpu|cuda|cuda:[0-9]{1,3}")))

@@ -60,8 +60,14 @@ std::string config_reference_markdown() {
       "(renamed, implemented, warned, or refused when ignoring the value would change the results); any "
       "other unknown key is an error with a \"did you mean\".\n\n"
       "Stage defaults: `stage: gspo` sets importance_sampling_level sequence, epsilon 3e-4, epsilon_high 4e-4, "
-      "beta 0, loss_type grpo, learning_rate 1e-6 (the GSPO paper recipe); `stage: grpo` sets token level and "
-      "learning_rate 1e-6 (TRL).\n";
+      "beta 0, loss_type grpo, learning_rate 1e-6 (the GSPO paper recipe's loss; its other half, steps_per_generation 4 "
+      "with gradient_accumulation_steps 1, is set in the presets' gspo configs, not by the stage); `stage: grpo` sets "
+      "token level and learning_rate 1e-6 (TRL).\n\n"
+      "Defaults that differ from the projects users come from: logging_steps 10 (HF 500; LLaMA-Factory's examples use "
+      "10), max_new_tokens 512 (LLaMA-Factory 1024), bf16 false for every stage (TRL's GRPOConfig turns it on; gym's "
+      "default device is a CPU), do_train true (HF false; gym train trains). The logged lr is the rate the step "
+      "used (HF logs the next step's, so its first warm-up line shows one step later). A run ends with its final "
+      "outputs in output_dir and no extra checkpoint-N for the last step (HF writes one when save_strategy is steps).\n";
   std::string section;
   for (const auto& def : key_table()) {
     if (def.section != section) {

@@ -25,7 +25,7 @@ const std::vector<KeyDef>& key_table() {
       {"lora_rank", "method", K::Int, "8", "LoRA rank r."},
       {"lora_alpha", "method", K::Float, "null", "LoRA alpha; scaling = alpha / r (alpha / sqrt(r) with use_rslora). Default 2 × lora_rank."},
       {"lora_dropout", "method", K::Float, "0.0", "Dropout on the LoRA input."},
-      {"lora_target", "method", K::List, "all", "Modules to adapt: all (every linear but lm_head) or names such as q_proj,v_proj; patterns like experts.*.gate_proj and gate (MoE router) are allowed."},
+      {"lora_target", "method", K::List, "all", "Modules to adapt: all (every linear but lm_head and the MoE router; LLaMA-Factory's all also adapts the router: add gate to match) or names such as q_proj,v_proj; patterns like experts.*.gate_proj and gate (MoE router) are allowed."},
       {"use_rslora", "method", K::Bool, "false", "Rank-stabilised LoRA scaling alpha / sqrt(r)."},
       {"use_dora", "method", K::Bool, "false", "DoRA (not supported: must stay false)."},
       {"additional_target", "method", K::List, "null", "Extra modules trained fully and saved (modules_to_save)."},
@@ -123,7 +123,7 @@ const std::vector<KeyDef>& key_table() {
       {"early_stopping_patience", "evaluation", K::Int, "null", "Stop when the metric failed to improve by more than early_stopping_threshold for this many evaluations in a row (HF's EarlyStoppingCallback)."},
       {"early_stopping_threshold", "evaluation", K::Float, "0.0", "The improvement over the best metric that counts for early stopping."},
       // distributed
-      {"deepspeed", "distributed", K::String, "null", "DeepSpeed JSON (stage 0/2/3; \"auto\" fields resolve from this config)."},
+      {"deepspeed", "distributed", K::String, "null", "DeepSpeed JSON (stage 0/1/2; \"auto\" fields resolve from this config). Stage 3 runs as stage 2 with the base replicated, and offload_* moves nothing: gym validate and train warn."},
       {"ddp_backend", "distributed", K::String, "auto", "auto (NCCL on GPU, Gloo on CPU), gloo or nccl."},
       {"ddp_timeout", "distributed", K::Int, "1800", "Collective timeout in seconds."},
   };

@@ -86,7 +86,10 @@ static DatasetSpec resolve(const std::string& name, const fs::path& dataset_dir)
     spec.tags = spec.formatting == "openai" ? kOpenAiTags : kShareGptTags;
     if (e.contains("tags") && e["tags"].is_object())
       for (auto it = e["tags"].begin(); it != e["tags"].end(); ++it) spec.tags[it.key()] = it->get<std::string>();
-    if (e.contains("num_samples") && e["num_samples"].is_number_integer()) spec.num_samples = e["num_samples"].get<int64_t>();
+    if (e.contains("num_samples") && e["num_samples"].is_number_integer()) {
+      spec.num_samples = e["num_samples"].get<int64_t>();
+      if (*spec.num_samples <= 0) config_error("{}: dataset '{}': num_samples must be positive, got {}", info_path.string(), name, *spec.num_samples);
+    }
     return spec;
   });
 }

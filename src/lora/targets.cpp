@@ -95,6 +95,7 @@ config::LoraArgs lora_args_from_adapter_config(const nlohmann::json& j, const st
       return v;
     };
     a.alpha = number("lora_alpha", 8.0);
+    if (!(std::abs(a.alpha) <= 1e6)) config_error("{}: field 'lora_alpha' must lie in [-1e6, 1e6], got {}", path, a.alpha);
     a.dropout = number("lora_dropout", 0.0);
     if (a.dropout < 0 || a.dropout >= 1) config_error("{}: field 'lora_dropout' must lie in [0, 1), got {}", path, a.dropout);
     if (j.contains("use_rslora") && !j["use_rslora"].is_null() && !j["use_rslora"].is_boolean())

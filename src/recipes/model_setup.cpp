@@ -46,6 +46,10 @@ TrainModel setup_model(const config::TrainConfig& c, torch::Device device) {
   if (c.training.bf16 && c.lora.finetuning_type != "lora")
     spdlog::info("bf16 with finetuning_type {}: the trained weights stay float32", c.lora.finetuning_type);
   tm.tokenizer = tokenizer::Tokenizer::from_dir(tm.model_dir);
+  // Training ends every target with the end-of-sequence token and pads with pad (or eos).
+  if (tm.tokenizer.eos_id() < 0)
+    config_error("{}: tokenizer_config.json's eos_token (default <|im_end|>) is not a token of tokenizer.json; training needs one",
+                 tm.model_dir.string());
   if (c.quant.bits == 4 && c.quant.type != "nf4") config_error("quantization_type '{}' is not supported yet (nf4)", c.quant.type);
   model::QuantLoad ql{c.quant.bits, c.quant.blocksize, c.quant.double_quantization};
   tm.model = model::load_model(tm.model_dir, tm.dtype, ql);

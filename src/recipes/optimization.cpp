@@ -1,10 +1,13 @@
 #include "gym/recipes/optimization.h"
 
+#include <fmt/ranges.h>
+
 #include <spdlog/spdlog.h>
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/serialize.h>
 
 #include <cmath>
+#include <type_traits>
 #include <fstream>
 
 #include "gym/core/error.h"
@@ -140,6 +143,16 @@ void save_archive(torch::serialize::OutputArchive& archive, const std::filesyste
   });
 }
 
+namespace {
+// torch::optim keys a parameter's state by its TensorImpl: as a string in LibTorch 1.13, as the
+// pointer in 2.x.
+template <typename Key>
+Key state_key(const torch::Tensor& p) {
+  if constexpr (std::is_same_v<Key, std::string>) return c10::guts::to_string(p.unsafeGetTensorImpl());
+  else return p.unsafeGetTensorImpl();
+}
+}  // namespace
+
 void Optimization::load(const std::filesystem::path& dir) {
   const auto path = dir / "optimizer.pt";
   if (!std::filesystem::exists(path)) config_error("checkpoint '{}' has no optimizer.pt", dir.string());
@@ -157,6 +170,17 @@ void Optimization::load(const std::filesystem::path& dir) {
       zero_->load_state(m, v, zstep.item<int64_t>());
     } else {
       adamw_->load(archive);
+      // LibTorch restores the states by position: another run's (a different LoRA rank) would
+      // only fail at the first step, with a shape message that names nothing.
+      for (const auto& group : adamw_->param_groups())
+        for (const auto& p : group.params()) {
+          const auto it = adamw_->state().find(state_key<typename std::decay_t<decltype(adamw_->state())>::key_type>(p));
+          if (it == adamw_->state().end()) continue;
+          const auto& st = static_cast<const torch::optim::AdamWParamState&>(*it->second);
+          if (st.exp_avg().sizes() != p.sizes() || st.exp_avg_sq().sizes() != p.sizes())
+            config_error("{}: an AdamW state of shape [{}] for a parameter of shape [{}]: the checkpoint is of another run",
+                         path.string(), fmt::join(st.exp_avg().sizes(), ", "), fmt::join(p.sizes(), ", "));
+        }
     }
   } catch (const c10::Error& e) {
     config_error("{}: unreadable, truncated or from another run ({})", path.string(),
