@@ -1,4 +1,6 @@
 // gym validate CONFIG [overrides]: the fully resolved config with each value's origin.
+#include <torch/cuda.h>
+
 #include <iostream>
 
 #include "cli/commands.h"
@@ -67,6 +69,29 @@ std::string memory_summary(const config::TrainConfig& c) {
   }
   return recipes::estimate_memory(c, *arch, dist::config_world_size()).table();
 }
+// What `gym train` would refuse on this machine although the config itself is valid (validate
+// also checks presets whose model and data live elsewhere): one note line each.
+std::string local_notes(const config::TrainConfig& c) {
+  std::string out;
+  for (const auto* list : {&c.data.dataset, &c.data.eval_dataset})
+    for (const auto& name : *list) {
+      try {
+        (void)data::resolve_dataset(name, c.data.dataset_dir);
+      } catch (const Error& e) {
+        out += std::string("# note: gym train here would stop: ") + e.what() + "\n";
+      }
+    }
+  if (c.model.create_model_preset.empty()) {
+    try {
+      (void)io::resolve_model_dir(c.model.model_name_or_path);
+    } catch (const Error& e) {
+      out += std::string("# note: gym train here would stop: ") + e.what() + "\n";
+    }
+  }
+  if (c.training.device.rfind("cuda", 0) == 0 && !torch::cuda::is_available())
+    out += "# note: gym train here would stop: device " + c.training.device + ", but no CUDA device is visible\n";
+  return out;
+}
 }  // namespace
 
 void add_validate_command(CLI::App& app) {
@@ -84,7 +109,7 @@ void add_validate_command(CLI::App& app) {
     if (flags.given()) dist::plan_world_size(std::max<int64_t>(1, flags.nproc_per_node) * flags.nnodes);
     const auto rc = config::load_config(*file, args);
     std::cout << "# gym validate " << *file << "\n" << rc.to_yaml_with_origins() << "\n" << train_summary(rc);
-    std::cout << memory_summary(rc.config);
+    std::cout << memory_summary(rc.config) << local_notes(rc.config);
     std::cout << "config OK\n";
     if (*preview > 0) print_preview(rc.config, *preview);
   });
