@@ -41,8 +41,9 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("config", *file, "YAML config file")->required();
   cmd->allow_extras();
   cmd->footer(
-      "\nOverrides: any config key after the YAML file, as --key value (or --key=value), wins over the file:\n"
-      "  gym train cfg.yaml --learning_rate 1e-4 --max_steps 200 --output_dir runs/a --lora_target q_proj,v_proj\n"
+      "\nOverrides: any config key after the YAML file wins over the file, as --key value, --key=value, key=value,\n"
+      "dotted group.key=value (trl.beta=0.04) or a bare --flag for true:\n"
+      "  gym train cfg.yaml --learning_rate 1e-4 --max_steps 200 --output_dir runs/a --lora_target q_proj,v_proj --bf16\n"
       "Every key, its type, default and meaning: gym config-doc (docs/config.md). See the resolved config\n"
       "with each value's origin first: gym validate cfg.yaml [overrides].\n"
       "Data parallel: --nproc_per_node N [--nnodes M --node_rank K --master_addr A --master_port P], or start\n"

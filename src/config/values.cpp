@@ -80,7 +80,12 @@ YAML::Node normalise_value(const KeyDef& def, const YAML::Node& raw, const std::
     }
     case KeyType::Int: {
       int64_t i;
-      if (!raw.IsScalar() || !parse_int(raw.Scalar(), i)) bad();
+      if (!raw.IsScalar() || !parse_int(raw.Scalar(), i)) {
+        double d;
+        if (raw.IsScalar() && parse_double(raw.Scalar(), d) && std::floor(d) == d)
+          config_error("{}: key '{}' is {}, beyond what gym accepts (|n| <= 9e15)", where, def.name, describe(raw));
+        bad();
+      }
       return YAML::Node(std::to_string(i));
     }
     case KeyType::Float: {

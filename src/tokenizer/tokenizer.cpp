@@ -72,7 +72,11 @@ struct Regex {
 
 std::string token_content(const nlohmann::json& v) {
   if (v.is_string()) return v.get<std::string>();
-  if (v.is_object() && v.contains("content")) return v["content"].get<std::string>();
+  if (v.is_object() && v.contains("content")) {
+    if (!v["content"].is_string())   // read from tokenizer_config.json (json_reader would name tokenizer.json)
+      config_error("tokenizer_config.json: a special token's \"content\" must be a string, got {}", v["content"].dump());
+    return v["content"].get<std::string>();
+  }
   return "";
 }
 
