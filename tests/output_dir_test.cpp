@@ -147,10 +147,14 @@ TEST(OutputDir, WholeFolderWritesReplaceOnlyTheirOwnFolders) {
   // New (a trailing separator names the same folder), then replaced by the same command; a
   // temporary folder of a killed earlier write goes.
   fs::create_directories(root / "new.tmp.999999999");
+  write(root / "new.tmp.999999999" / kPartialFolderMarker, "");
+  fs::create_directories(root / "new.tmp.999999998");   // the user's, only named like one: stays
   write_whole_folder(root.string() + "/new/", {}, fill);
   EXPECT_TRUE(fs::exists(root / "new" / "config.json"));
   EXPECT_TRUE(fs::exists(root / "new" / kWholeFolderMarker));
+  EXPECT_FALSE(fs::exists(root / "new" / kPartialFolderMarker));
   EXPECT_FALSE(fs::exists(root / "new.tmp.999999999"));
+  EXPECT_TRUE(fs::exists(root / "new.tmp.999999998"));
   write(root / "new" / "extra", "from the earlier write");
   write_whole_folder(root / "new", {}, fill);
   EXPECT_FALSE(fs::exists(root / "new" / "extra"));

@@ -109,6 +109,7 @@ void remove_stale_dir_temporaries(const fs::path& dir) {
     const long n = std::stol(pid);
     if (n == ::getpid() || ::kill(static_cast<pid_t>(n), 0) == 0 || errno != ESRCH) continue;   // a live writer's
     std::error_code rm;
+    if (!fs::exists(e.path() / kPartialFolderMarker, rm) && !fs::exists(e.path() / kWholeFolderMarker, rm)) continue;
     fs::remove_all(e.path(), rm);
   }
 }

@@ -35,6 +35,8 @@ void write_dir_atomic(const fs::path& dir, Fill&& fill);
 // `dir` is or contains one of `inputs` (option → path; missing paths skipped), a config error names
 // it before anything is written or touched.
 inline constexpr const char* kWholeFolderMarker = ".gym_folder";
+// Inside write_dir_atomic's temporary folder while it is filled (removed before the rename).
+inline constexpr const char* kPartialFolderMarker = ".gym_partial";
 template <typename Fill>
 void write_whole_folder(const fs::path& dir, const std::vector<std::pair<std::string, fs::path>>& inputs, Fill&& fill);
 // The checks of write_whole_folder alone.

@@ -9,7 +9,8 @@ namespace gym {
 [[noreturn]] void fs_error(const char* what, const fs::path& path, const std::error_code& ec);
 
 // Removes "<dir>.tmp[.old].<pid>" folders that an earlier write of `dir` left when it was killed
-// (the pid no longer runs).
+// (the pid no longer runs), when they carry gym's partial or whole-folder marker: a user's folder
+// that only looks like one stays.
 void remove_stale_dir_temporaries(const fs::path& dir);
 
 template <typename Fill>
@@ -24,7 +25,9 @@ void write_dir_atomic(const fs::path& dir_in, Fill&& fill) {
   fs::create_directories(tmp, ec);
   if (ec) fs_error("cannot create folder", tmp, ec);
   try {
+    write_file_atomic(tmp / kPartialFolderMarker, "");   // marks it as gym's until the rename
     fill(tmp);
+    fs::remove(tmp / kPartialFolderMarker);
   } catch (...) {
     fs::remove_all(tmp, ec);   // a failed write leaves no temporary folder behind
     throw;
