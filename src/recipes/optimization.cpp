@@ -9,6 +9,7 @@
 #include <cmath>
 #include <type_traits>
 #include <fstream>
+#include <sstream>
 
 #include "gym/core/error.h"
 #include "gym/core/fs.h"
@@ -148,8 +149,13 @@ namespace {
 // pointer in 2.x.
 template <typename Key>
 Key state_key(const torch::Tensor& p) {
-  if constexpr (std::is_same_v<Key, std::string>) return c10::guts::to_string(p.unsafeGetTensorImpl());
-  else return p.unsafeGetTensorImpl();
+  if constexpr (std::is_same_v<Key, std::string>) {
+    std::ostringstream s;   // what c10::guts::to_string (1.13) writes: the pointer as text
+    s << p.unsafeGetTensorImpl();
+    return s.str();
+  } else {
+    return p.unsafeGetTensorImpl();
+  }
 }
 }  // namespace
 
