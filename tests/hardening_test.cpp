@@ -18,6 +18,18 @@ using namespace gym;
 
 namespace {
 fs::path fresh(const std::string& name) { return test::fresh_dir("hardening_" + name); }
+
+// Writes `config` as dir/config.json and expects loading the model to be a config error holding `needle`.
+void expect_load_error(const fs::path& dir, const std::string& config, const std::string& needle) {
+  write_file_atomic(dir / "config.json", config);
+  try {
+    model::load_model(dir);
+    ADD_FAILURE() << "loaded: " << needle;
+  } catch (const Error& e) {
+    EXPECT_EQ(e.exit_code(), 2);
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
 }  // namespace
 
 TEST(Hardening, AConfigThatWouldAllocateTerabytesIsAClearError) {
@@ -26,14 +38,7 @@ TEST(Hardening, AConfigThatWouldAllocateTerabytesIsAClearError) {
   auto cfg = nlohmann::json::parse(read_file(d / "m" / "config.json"));
   cfg["num_hidden_layers"] = 4000;
   cfg["intermediate_size"] = 100000000;
-  write_file_atomic(d / "m" / "config.json", cfg.dump());
-  try {
-    model::load_model(d / "m");
-    FAIL() << "loaded";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.exit_code(), 2);
-    EXPECT_NE(std::string(e.what()).find("config.json implies"), std::string::npos) << e.what();
-  }
+  expect_load_error(d / "m", cfg.dump(), "config.json implies");
   for (const char* bad : {R"({"rope_theta": -1.0})", R"({"rms_norm_eps": 0.0})", R"({"vocab_size": 0})"}) {
     auto c = nlohmann::json::parse(read_file(d / "m" / "config.json"));
     c["num_hidden_layers"] = 2;
@@ -48,37 +53,20 @@ TEST(Hardening, DeepJsonAndEndlessLayerCountsAreClearErrors) {
   const auto d = fresh("deep");
   model::create_model("qwen3", "tiny", d / "m", "bytes", 0);
   const auto good = read_file(d / "m" / "config.json");
-  const auto expect_error = [&](const std::string& config, const std::string& needle) {
-    write_file_atomic(d / "m" / "config.json", config);
-    try {
-      model::load_model(d / "m");
-      ADD_FAILURE() << "loaded: " << needle;
-    } catch (const Error& e) {
-      EXPECT_EQ(e.exit_code(), 2);
-      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-    }
-  };
   // 10^12 layers: refused before anything loops over them (it hung in the checks before).
   auto c = nlohmann::json::parse(good);
   c["num_hidden_layers"] = 1000000000000LL;
-  expect_error(c.dump(), "'num_hidden_layers' must lie in [1, 4096]");
+  expect_load_error(d / "m", c.dump(), "'num_hidden_layers' must lie in [1, 4096]");
   c = nlohmann::json::parse(good);
   c["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 0.0}};   // sampled NaN before
-  expect_error(c.dump(), "'factor' must lie in [1, 1e6]");
+  expect_load_error(d / "m", c.dump(), "'factor' must lie in [1, 1e6]");
   model::create_model("qwen3_moe", "tiny", d / "moe", "bytes", 0);
   auto moe = nlohmann::json::parse(read_file(d / "moe" / "config.json"));
   moe["moe_intermediate_size"] = -4;   // a LibTorch "negative dimension" error, exit 1, before
-  write_file_atomic(d / "moe" / "config.json", moe.dump());
-  try {
-    model::load_model(d / "moe");
-    ADD_FAILURE() << "loaded";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.exit_code(), 2);
-    EXPECT_NE(std::string(e.what()).find("'moe_intermediate_size' must be positive"), std::string::npos) << e.what();
-  }
+  expect_load_error(d / "moe", moe.dump(), "'moe_intermediate_size' must be positive");
   // An extra field nested 300 000 deep parsed, then overflowed the stack when copied.
   const std::string deep = good.substr(0, good.rfind('}')) + ", \"x\": " + std::string(300000, '[') + std::string(300000, ']') + "}";
-  expect_error(deep, "nested deeper than 512");
+  expect_load_error(d / "m", deep, "nested deeper than 512");
   // A warm start that leads back to itself: refused, not an endless recursion.
   const std::string sft = (source_dir() / "configs" / "tiny" / "sft_tiny.yaml").string();
   write_file_atomic(d / "ws.yaml", "extends: " + sft + "\nadapter_name_or_path: " + (d / "adapter").string() +
